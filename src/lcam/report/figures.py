@@ -1,0 +1,238 @@
+"""Figures per preset (matplotlib, PNG and SVG), in the layout of the paper's Fig. 3/4.
+
+For each preset ``P`` the report writes into ``figures/``:
+
+- ``P_curves``: test error (left) and train loss (right, log scale) against epoch,
+  one line per momentum group: the paper's Fig. 3/4 layout, meant for the README;
+- ``P_test_error`` and ``P_train_loss``: the same two panels on their own;
+- ``P_lr``: learning rate against epoch (log scale);
+- ``P_fraction_above``: the fraction of steps that used ``momentum_above`` (loss at or
+  above its running average) against epoch, LCAM groups only.
+
+Each line is the mean over the group's finished seeds; the shaded band spans the
+minimum to the maximum over those seeds (no band with one seed). Partial runs are drawn
+as thin dotted lines in their group's colour and are not part of the mean. On the test
+error panels a grey dashed line marks the fixed-0.9 group's final mean error, the
+target of the epochs-to-target column, and the y-axis lets the first 10% of epochs run
+off the top when they would squash the rest. Train loss and learning rate use a log
+scale (when every value is positive). Epochs are counted from 1 (the value after the
+first finished epoch is plotted at 1).
+
+Figures are drawn on `matplotlib.figure.Figure` objects with the non-interactive Agg
+canvas; pyplot and its global state are never touched, so building a report inside
+another program changes nothing there. SVGs are written without a date and with a fixed
+hash salt, so the same runs give the same files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from lcam.report.analysis import PresetResult
+from lcam.report.runs import Run
+
+__all__ = ["figure_stem", "write_preset_figures"]
+
+FORMATS = ("png", "svg")
+DPI = 150
+Panel = Callable[[Axes, "_Plot"], None]
+
+
+def figure_stem(preset: str) -> str:
+    """The preset name made safe as a file name (``fig3-cifar10`` stays as it is)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", preset)
+
+
+class _Plot:
+    """The runs of one preset, grouped and coloured in the order of the report."""
+
+    def __init__(self, result: PresetResult, runs: Sequence[Run]) -> None:
+        self.result = result
+        palette = matplotlib.colormaps["tab10"]
+        self.groups = [g.name for g in result.groups]
+        self.color = {name: palette(i % palette.N) for i, name in enumerate(self.groups)}
+        self.label = {
+            g.name: f"{g.name} ({g.momentum_text}, n={len(g.finished_seeds)})"
+            for g in result.groups
+        }
+        mine = [r for r in runs if r.preset == result.preset]
+        self.finished = {
+            n: [r for r in mine if r.group.name == n and r.finished] for n in self.groups
+        }
+        self.partial = {
+            n: [r for r in mine if r.group.name == n and not r.finished] for n in self.groups
+        }
+
+    def draw(
+        self,
+        ax: Axes,
+        values: Callable[[Run], Sequence[float | None]],
+        *,
+        only: Callable[[str], bool] = lambda name: True,
+    ) -> list[np.ndarray]:
+        """Mean line and min–max band per group, partial runs dotted, then the legend.
+
+        Returns the mean curves drawn (empty when there was nothing to draw).
+        """
+        means = []
+        partial_drawn = False
+        for name in self.groups:
+            if not only(name):
+                continue
+            color = self.color[name]
+            curves = [_as_array(values(r)) for r in self.finished[name]]
+            curves = [c for c in curves if c.size and not np.all(np.isnan(c))]
+            if curves:
+                stack = np.vstack(curves)
+                x = np.arange(1, stack.shape[1] + 1)
+                mean = np.nanmean(stack, axis=0)
+                ax.plot(x, mean, color=color, lw=1.6, label=self.label[name])
+                if len(curves) > 1:
+                    low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
+                    ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
+                means.append(mean)
+            for run in self.partial[name]:
+                curve = _as_array(values(run))
+                if curve.size and not np.all(np.isnan(curve)):
+                    ax.plot(np.arange(1, curve.size + 1), curve, color=color, lw=0.9, ls=":")
+                    partial_drawn = True
+        handles, labels = ax.get_legend_handles_labels()
+        if partial_drawn:
+            handles.append(Line2D([], [], color="0.4", lw=0.9, ls=":"))
+            labels.append("partial run (not in the mean)")
+        if handles:
+            ax.legend(handles, labels, fontsize="small")
+        ax.set_xlabel("epoch")
+        return means
+
+
+def _as_array(values: Sequence[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _log_if_positive(ax: Axes) -> None:
+    lines = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+    values = np.concatenate(lines) if lines else np.array([])
+    if values.size and not np.all(np.isnan(values)) and np.nanmin(values) > 0:
+        ax.set_yscale("log")
+
+
+def _zoom_on_tail(ax: Axes, means: list[np.ndarray]) -> None:
+    """Let the first 10% of epochs run off the top when they would squash the rest."""
+    longest = max((m.size for m in means), default=0)
+    if longest < 10:
+        return
+    skip = longest // 10
+    tails = [m[skip:] for m in means if m.size > skip and not np.all(np.isnan(m[skip:]))]
+    if not tails:
+        return
+    top = max(float(np.nanmax(t)) for t in tails)
+    low, high = ax.get_ylim()
+    if top < high:
+        ax.set_ylim(low, top + 0.05 * (top - low))
+
+
+def _test_error(ax: Axes, plot: _Plot) -> None:
+    result = plot.result
+    if result.target_error is not None:
+        ax.axhline(
+            result.target_error,
+            color="0.5",
+            lw=0.8,
+            ls="--",
+            zorder=0,
+            label=f"{result.fixed_group} final mean ({result.target_error:.3f}%)",
+        )
+    _zoom_on_tail(ax, plot.draw(ax, lambda r: r.test_error))
+    ax.set_ylabel("test error (%)")
+    ax.set_title("Test error")
+
+
+def _train_loss(ax: Axes, plot: _Plot) -> None:
+    plot.draw(ax, lambda r: r.train_loss)
+    _log_if_positive(ax)
+    ax.set_ylabel("train loss (mean over the epoch)")
+    ax.set_title("Train loss")
+
+
+def _lr(ax: Axes, plot: _Plot) -> None:
+    plot.draw(ax, lambda r: r.lr)
+    _log_if_positive(ax)
+    ax.set_ylabel("learning rate (end of epoch)")
+    ax.set_title("Learning rate")
+
+
+def _fraction_above(ax: Axes, plot: _Plot) -> None:
+    lcam = {g.name for g in plot.result.groups if g.optimizer == "lcam"}
+    drawn = plot.draw(ax, lambda r: r.fraction_above, only=lambda name: name in lcam)
+    if not drawn and not ax.get_lines():
+        ax.text(
+            0.5,
+            0.5,
+            "no LCAM group recorded it\n(plain SGD has no fraction)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="0.4",
+        )
+    ax.set_ylabel("fraction of steps at/above the loss average")
+    ax.set_title("Steps with momentum_above")
+
+
+def _save(fig: Figure, fig_dir: Path, stem: str) -> list[Path]:
+    FigureCanvasAgg(fig)
+    paths = []
+    for fmt in FORMATS:
+        path = fig_dir / f"{stem}.{fmt}"
+        metadata = {"Date": None} if fmt == "svg" else None
+        fig.savefig(path, format=fmt, dpi=DPI, metadata=metadata)
+        paths.append(path)
+    return paths
+
+
+def write_preset_figures(result: PresetResult, runs: Sequence[Run], fig_dir: Path) -> list[Path]:
+    """Write every figure of one preset into ``fig_dir``; return the files written."""
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    plot = _Plot(result, runs)
+    stem = figure_stem(result.preset)
+    subtitle = ", ".join(v for v in (result.data, result.model, result.schedule) if v)
+    title = f"{result.preset} ({subtitle})" if subtitle else result.preset
+    written: list[Path] = []
+    style = matplotlib.rc_context(
+        {
+            "svg.hashsalt": "lcam-report",
+            "svg.fonttype": "none",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+        }
+    )
+    with style:
+        fig = Figure(figsize=(11, 4.2), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        _test_error(left, plot)
+        _train_loss(right, plot)
+        fig.suptitle(title)
+        written += _save(fig, fig_dir, f"{stem}_curves")
+        panels: list[tuple[str, Panel]] = [
+            ("test_error", _test_error),
+            ("train_loss", _train_loss),
+            ("lr", _lr),
+            ("fraction_above", _fraction_above),
+        ]
+        for suffix, panel in panels:
+            fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+            panel(fig.subplots(), plot)
+            fig.suptitle(title, fontsize="medium")
+            written += _save(fig, fig_dir, f"{stem}_{suffix}")
+    return written

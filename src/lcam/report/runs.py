@@ -1,0 +1,332 @@
+"""Find and read run directories written by the harness (`lcam train` / `lcam sweep`).
+
+The input format is the run-directory contract of ``docs/ARCHITECTURE.md``::
+
+    OUT/<preset>/<group>/seed<K>/config.json     written at start
+                                 metrics.jsonl   one JSON object per finished epoch
+                                 result.json     only once every epoch has finished
+
+Discovery walks each directory given (recursively), so a sweep root, a preset
+directory, a single run directory, or several per-run output directories of a cluster
+sweep all work. A directory counts as a run when it is named ``seed<K>`` and holds a
+``config.json``; other ``config.json`` files (for example a cached Hugging Face model)
+are ignored.
+
+A run is *finished* iff ``result.json`` exists, otherwise *partial*. Partial runs are
+loaded (their epochs so far) so the report can list them, but they never enter the
+statistics.
+
+Everything that does not follow the contract raises `ReportError` with a message that
+names the file and, for ``metrics.jsonl``, the line::
+
+    runs/c10/m0.9/seed0/metrics.jsonl line 7: not valid JSON (Expecting value: ...)
+    runs/c10/m0.9/seed0/metrics.jsonl line 3: missing key 'test_error'
+
+A resumed run may append an epoch again (a crash between writing the metrics line and
+the checkpoint makes the harness redo that epoch). A line whose ``epoch`` is not larger
+than the previous one therefore restarts the history at that epoch: the later lines
+win. A gap (epoch 5 after epoch 3) is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "GroupSpec",
+    "ReportError",
+    "Run",
+    "discover_run_dirs",
+    "load_run",
+    "load_runs",
+]
+
+RUN_DIR_PATTERN = re.compile(r"seed\d+")
+EXPECTED_LAYOUT = "<preset>/<group>/seed<K>/config.json"
+
+# Keys every metrics.jsonl line must carry (the report reads exactly these).
+_METRIC_NUMBERS = ("lr", "train_loss", "test_error")
+
+
+class ReportError(Exception):
+    """Input that the report cannot use; the message names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A momentum group, as described by the ``group`` object of ``config.json``."""
+
+    name: str
+    optimizer: str
+    momentum: float | None = None
+    momentum_above: float | None = None
+    momentum_below: float | None = None
+    role: str | None = None
+    matched_to: str | None = None
+
+    def describe_momentum(self) -> str:
+        """Human-readable momentum setting, e.g. ``0.95 below / 0.9 above``."""
+        if self.optimizer == "lcam":
+            return f"{_fmt(self.momentum_below)} below / {_fmt(self.momentum_above)} above"
+        return f"fixed {_fmt(self.momentum)}"
+
+
+def _fmt(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory: its configuration and its per-epoch curves.
+
+    The curves hold one value per finished epoch, in epoch order (index 0 = epoch 0).
+    ``fraction_above`` is ``None`` for epochs that did not record it (plain SGD).
+    """
+
+    path: Path
+    preset: str
+    group: GroupSpec
+    seed: int
+    epochs_planned: int
+    data: str | None
+    model: str | None
+    schedule: str | None
+    finished: bool
+    test_error: tuple[float, ...]
+    train_loss: tuple[float, ...]
+    lr: tuple[float, ...]
+    fraction_above: tuple[float | None, ...]
+    result: dict[str, Any] | None
+
+    @property
+    def epochs_completed(self) -> int:
+        """Number of epochs with a metrics line."""
+        return len(self.test_error)
+
+    @property
+    def status(self) -> str:
+        """``"finished"`` or ``"partial"``."""
+        return "finished" if self.finished else "partial"
+
+    @property
+    def final_test_error(self) -> float | None:
+        """Test error (percent) after the last recorded epoch."""
+        return self.test_error[-1] if self.test_error else None
+
+    @property
+    def best_test_error(self) -> float | None:
+        """Lowest test error (percent) over the recorded epochs."""
+        return min(self.test_error) if self.test_error else None
+
+    @property
+    def best_epoch(self) -> int | None:
+        """1-based epoch count at which the lowest test error was first reached."""
+        if not self.test_error:
+            return None
+        return self.test_error.index(min(self.test_error)) + 1
+
+    @property
+    def mean_fraction_above(self) -> float | None:
+        """Mean over epochs of the fraction of steps that used ``momentum_above``.
+
+        Every epoch has the same number of steps, so this is the fraction over the
+        whole run. ``None`` when no epoch recorded it (plain SGD).
+        """
+        values = [v for v in self.fraction_above if v is not None]
+        return sum(values) / len(values) if values else None
+
+
+def discover_run_dirs(dirs: Sequence[Path]) -> list[Path]:
+    """Every run directory under ``dirs`` (each may itself be a run directory).
+
+    Returns the directories sorted and without duplicates (by resolved path). Raises
+    `ReportError` for a path that is not a directory and when no run is found.
+    """
+    if not dirs:
+        raise ReportError("no directory given: pass the output directory of `lcam train`")
+    found: dict[Path, Path] = {}
+    for root in dirs:
+        root = Path(root)
+        if not root.is_dir():
+            raise ReportError(f"{root}: not a directory")
+        for current, subdirs, files in os.walk(root):
+            here = Path(current)
+            if "config.json" in files and RUN_DIR_PATTERN.fullmatch(here.name):
+                found.setdefault(here.resolve(), here)
+                subdirs[:] = []  # a run directory holds no further runs
+            else:
+                subdirs.sort()
+    if not found:
+        where = ", ".join(str(d) for d in dirs)
+        raise ReportError(
+            f"no runs found in {where}: expected {EXPECTED_LAYOUT} below it "
+            "(run `lcam train` or `lcam sweep` first)"
+        )
+    return sorted(found.values(), key=lambda p: p.as_posix())
+
+
+def load_runs(dirs: Sequence[Path]) -> list[Run]:
+    """Discover and load every run under ``dirs``.
+
+    Raises `ReportError` when two directories hold the same (preset, group, seed),
+    e.g. the same run passed twice from different output directories.
+    """
+    runs = [load_run(path) for path in discover_run_dirs(dirs)]
+    seen: dict[tuple[str, str, int], Run] = {}
+    for run in runs:
+        key = (run.preset, run.group.name, run.seed)
+        if key in seen:
+            raise ReportError(
+                f"run {run.preset}/{run.group.name}/seed{run.seed} found twice: "
+                f"{seen[key].path} and {run.path} (pass only one of them)"
+            )
+        seen[key] = run
+    return runs
+
+
+def load_run(path: Path) -> Run:
+    """Read one run directory (``config.json``, ``metrics.jsonl``, ``result.json``)."""
+    config_path = path / "config.json"
+    config = _read_json_object(config_path)
+    preset = _require(config, "preset", str, config_path)
+    group = _parse_group(_require(config, "group", dict, config_path), config_path)
+    seed = _require(config, "seed", int, config_path)
+    epochs = _require(config, "epochs", int, config_path)
+    data = _optional(config, "data", str, config_path)
+    model = _optional(config, "model", str, config_path)
+    schedule = _optional(config, "schedule", str, config_path)
+
+    metrics_path = path / "metrics.jsonl"
+    rows = _read_metrics(metrics_path) if metrics_path.exists() else []
+
+    result_path = path / "result.json"
+    result: dict[str, Any] | None = None
+    if result_path.exists():
+        result = _read_json_object(result_path)
+        result_epochs = _require(result, "epochs", int, result_path)
+        if result_epochs != len(rows):
+            raise ReportError(
+                f"{result_path}: says {result_epochs} epochs finished but "
+                f"{metrics_path} has {len(rows)} epoch lines"
+            )
+    return Run(
+        path=path,
+        preset=preset,
+        group=group,
+        seed=seed,
+        epochs_planned=epochs,
+        data=data,
+        model=model,
+        schedule=schedule,
+        finished=result is not None,
+        test_error=tuple(float(r["test_error"]) for r in rows),
+        train_loss=tuple(float(r["train_loss"]) for r in rows),
+        lr=tuple(float(r["lr"]) for r in rows),
+        fraction_above=tuple(
+            None if r["fraction_above"] is None else float(r["fraction_above"]) for r in rows
+        ),
+        result=result,
+    )
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ReportError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _type_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", dict: "an object"}.get(kind, kind.__name__)
+
+
+def _require(obj: dict[str, Any], key: str, kind: type, where: Path | str) -> Any:
+    if key not in obj:
+        raise ReportError(f"{where}: missing key '{key}'")
+    return _check_type(obj[key], key, kind, where)
+
+
+def _optional(obj: dict[str, Any], key: str, kind: type, where: Path | str) -> Any:
+    value = obj.get(key)
+    return None if value is None else _check_type(value, key, kind, where)
+
+
+def _check_type(value: Any, key: str, kind: type, where: Path | str) -> Any:
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        name = "a number"
+    else:
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        name = _type_name(kind)
+    if not ok:
+        raise ReportError(f"{where}: '{key}' must be {name}, got {value!r}")
+    return value
+
+
+def _parse_group(raw: dict[str, Any], where: Path) -> GroupSpec:
+    context = f"{where} (group)"
+    optimizer = _require(raw, "optimizer", str, context)
+    if optimizer not in ("sgd", "lcam"):
+        raise ReportError(f"{context}: 'optimizer' must be 'sgd' or 'lcam', got {optimizer!r}")
+    return GroupSpec(
+        name=_require(raw, "name", str, context),
+        optimizer=optimizer,
+        momentum=_optional(raw, "momentum", float, context),
+        momentum_above=_optional(raw, "momentum_above", float, context),
+        momentum_below=_optional(raw, "momentum_below", float, context),
+        role=_optional(raw, "role", str, context),
+        matched_to=_optional(raw, "matched_to", str, context),
+    )
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Parse ``metrics.jsonl`` into one dict per epoch, in epoch order."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read ({exc.strerror})") from exc
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        row = _parse_metrics_line(line, where)
+        epoch = row["epoch"]
+        if epoch > len(rows):
+            raise ReportError(
+                f"{where}: epoch {epoch} follows epoch {len(rows) - 1} (epochs missing)"
+            )
+        del rows[epoch:]  # a resumed run redid this epoch: the later line wins
+        rows.append(row)
+    return rows
+
+
+def _parse_metrics_line(line: str, where: str) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{where}: not valid JSON ({exc})") from exc
+    if not isinstance(row, dict):
+        raise ReportError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    epoch = _require(row, "epoch", int, where)
+    if epoch < 0:
+        raise ReportError(f"{where}: 'epoch' must be >= 0, got {epoch}")
+    for key in _METRIC_NUMBERS:
+        _require(row, key, float, where)
+    if "fraction_above" not in row:
+        raise ReportError(f"{where}: missing key 'fraction_above'")
+    _optional(row, "fraction_above", float, where)
+    return row
