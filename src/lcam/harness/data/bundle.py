@@ -132,6 +132,9 @@ class DataBundle:
         augment: training augmentation, ``"crop-flip"`` (4-pixel zero padding, random
             crop back to the input size, horizontal flip with p=0.5) or ``"none"``.
         class_names: optional label names, index = class.
+
+    Construction checks that the fields agree (shapes, channels, and for CPU tensors
+    the target range) and raises ``ValueError`` otherwise.
     """
 
     name: str
@@ -163,8 +166,12 @@ class DataBundle:
                     f"{self.name}: {split_name} inputs have per-sample shape "
                     f"{tuple(split.inputs.shape[1:])}, expected {tuple(self.input_shape)}"
                 )
-            if len(split) and not 0 <= int(split.targets.min()) <= int(split.targets.max()) < (
-                self.num_classes
+            # Value checks only on the CPU: on an accelerator they would synchronise.
+            on_cpu = split.targets.device.type == "cpu"
+            if (
+                on_cpu
+                and len(split)
+                and not 0 <= split.targets.min() <= split.targets.max() < (self.num_classes)
             ):
                 raise ValueError(
                     f"{self.name}: {split_name} targets outside [0, {self.num_classes})"

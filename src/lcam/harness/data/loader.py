@@ -77,14 +77,16 @@ def crop_flip(
     """
     n, c, h, w = images.shape
     padded = F.pad(images, (padding, padding, padding, padding))
-    padded_width = w + 2 * padding
+    padded_height, padded_width = h + 2 * padding, w + 2 * padding
     offsets = offsets.to(device=images.device, dtype=torch.int64)
     flips = flips.to(device=images.device, dtype=torch.bool)
     rows = offsets[:, 0:1] + torch.arange(h, device=images.device)  # N, H
     columns = torch.arange(w, device=images.device).expand(n, w)
     columns = torch.where(flips[:, None], w - 1 - columns, columns) + offsets[:, 1:2]  # N, W
     flat = (rows[:, :, None] * padded_width + columns[:, None, :]).view(n, 1, h * w)
-    gathered = padded.reshape(n, c, -1).gather(2, flat.expand(n, c, h * w))
+    gathered = padded.reshape(n, c, padded_height * padded_width).gather(
+        2, flat.expand(n, c, h * w)
+    )
     return gathered.view(n, c, h, w)
 
 
