@@ -372,11 +372,16 @@ def _best_epoch(run: Run) -> float:
     return float(value)
 
 
+def _mean_or_inf(group: GroupResult) -> float:
+    stats = group.final_test_error
+    return stats.mean if stats is not None and math.isfinite(stats.mean) else math.inf
+
+
 def _best_group(groups: list[GroupResult], finals: dict[str, list[float]]) -> BestGroup | None:
     ranked = [g for g in groups if g.final_test_error is not None]
     if not ranked:
         return None
-    best = min(ranked, key=lambda g: g.final_test_error.mean if g.final_test_error else math.inf)
+    best = min(ranked, key=_mean_or_inf)
     assert best.final_test_error is not None
     comparisons = [
         welch(finals[best.name], finals[g.name], against=g.name) for g in ranked if g is not best

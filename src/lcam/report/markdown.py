@@ -114,6 +114,16 @@ def _to_target(group: GroupResult) -> str:
     return f"{group.epochs_to_target} of {group.epochs} ({fraction:.0%})"
 
 
+def _fraction(group: GroupResult, result: PresetResult) -> str:
+    """The group's fraction; for a control, the measured fraction of its LCAM group."""
+    if group.fraction_above is not None or group.role != "control":
+        return wording.number(group.fraction_above)
+    matched = next((g for g in result.groups if g.name == group.matched_to), None)
+    if matched is None or matched.fraction_above is None:
+        return "—"
+    return f"— ({matched.name}: {wording.number(matched.fraction_above)})"
+
+
 def _best_epoch(group: GroupResult) -> str:
     stats = group.best_epoch
     if stats is None:
@@ -156,7 +166,7 @@ def _details_table(result: PresetResult) -> list[str]:
                 wording.stats_cell(g.best_test_error),
                 _best_epoch(g),
                 _to_target(g),
-                wording.number(g.fraction_above),
+                _fraction(g, result),
                 "(reference)" if g.name == fixed else wording.comparison_cell(g.vs_fixed),
                 vs_control,
             ]
@@ -167,7 +177,9 @@ def _details_table(result: PresetResult) -> list[str]:
         "Best-epoch error: each seed's lowest test error over its epochs, mean ± std. "
         f"Epochs to target: first epoch at which the mean-over-seeds test error is at or "
         f"below {fixed or 'the fixed-0.9 group'}'s final mean error. Fraction above avg: "
-        "share of steps that used momentum_above (loss at or above its running average). "
+        "share of steps that used momentum_above (loss at or above its running average); a "
+        "control shows its LCAM group's measured value, to set beside the fraction it was "
+        "matched with. "
         f"Welch cells: verdict, difference of means in points [{CONFIDENCE:.0%} CI], p."
     )
     return lines

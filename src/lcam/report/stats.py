@@ -11,8 +11,9 @@ Conventions (the same everywhere in the report):
   means group ``a`` has the *lower* error. Its 95% confidence interval uses the
   Welch–Satterthwaite degrees of freedom.
 - A difference is called real only when ``p < 0.05`` with at least two seeds on both
-  sides. Otherwise it is *within noise* (``p >= 0.05``), *needs ≥2 seeds*, or, when
-  every seed of both groups gave exactly the same value, *not testable*.
+  sides. Otherwise it is *within noise* (``p >= 0.05``), *needs ≥2 seeds*, or *not
+  testable* (every seed of both groups gave exactly the same value, or a run diverged
+  to NaN/inf).
 - Epochs to target: the first epoch (1-based count of finished epochs, i.e. epoch
   index + 1) at which a mean-over-seeds curve is at or below the target.
 """
@@ -46,6 +47,7 @@ HIGHER = "higher"
 WITHIN_NOISE = "within noise"
 NEEDS_SEEDS = "needs ≥2 seeds"
 NOT_TESTABLE = "not testable (no spread over seeds)"
+NOT_FINITE = "not testable (NaN or infinite values)"
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ def welch(a: Sequence[float], b: Sequence[float], *, against: str) -> Comparison
     t_statistic = df = p_value = ci_low = ci_high = None
     if x.size < 2 or y.size < 2:
         verdict = NEEDS_SEEDS
+    elif not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        verdict = NOT_FINITE
     else:
         var_x = float(np.var(x, ddof=1)) / x.size
         var_y = float(np.var(y, ddof=1)) / y.size

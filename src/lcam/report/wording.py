@@ -11,6 +11,7 @@ from lcam.report.stats import (
     HIGHER,
     LOWER,
     NEEDS_SEEDS,
+    NOT_FINITE,
     NOT_TESTABLE,
     WITHIN_NOISE,
     Comparison,
@@ -63,8 +64,8 @@ def comparison_cell(c: Comparison | None) -> str:
         return "—"
     if c.verdict == NEEDS_SEEDS:
         return f"needs ≥2 seeds (n={c.n} vs {c.n_against}); {signed(c.difference)}"
-    if c.verdict == NOT_TESTABLE:
-        return f"not testable (no spread over seeds); {signed(c.difference)}"
+    if c.verdict in (NOT_TESTABLE, NOT_FINITE):
+        return f"{c.verdict}; {signed(c.difference)}"
     assert c.p_value is not None
     return f"{c.verdict}: {signed(c.difference)} {_interval(c)}, {p_value(c.p_value)}"
 
@@ -79,6 +80,8 @@ def comparison_sentence(group: str, c: Comparison) -> str:
         )
     if c.verdict == NOT_TESTABLE:
         return f"{head}, not tested: every seed of both groups gave the same value."
+    if c.verdict == NOT_FINITE:
+        return f"{head}, not tested: a final error is NaN or infinite (a diverged run?)."
     assert c.p_value is not None
     stated = f"{head} (95% CI {_interval(c)}, Welch {p_value(c.p_value)})"
     if c.verdict == WITHIN_NOISE:
