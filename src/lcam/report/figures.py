@@ -2,10 +2,11 @@
 
 For each preset ``P`` the report writes into ``figures/``:
 
-- ``P_curves``: test error (left) and train loss (right, log scale) against epoch,
-  one line per momentum group: the paper's Fig. 3/4 layout, meant for the README;
+- ``P_curves``: test error (left) and train loss (right) against epoch,
+  one line per momentum group, one legend below: the paper's Fig. 3/4 layout, meant
+  for the README;
 - ``P_test_error`` and ``P_train_loss``: the same two panels on their own;
-- ``P_lr``: learning rate against epoch (log scale);
+- ``P_lr``: learning rate against epoch;
 - ``P_fraction_above``: the fraction of steps that used ``momentum_above`` (loss at or
   above its running average) against epoch, LCAM groups only.
 
@@ -15,8 +16,8 @@ as thin dotted lines in their group's colour and are not part of the mean. On th
 error panels a grey dashed line marks the fixed-0.9 group's final mean error, the
 target of the epochs-to-target column, and the y-axis lets the first 10% of epochs run
 off the top when they would squash the rest. Train loss and learning rate use a log
-scale (when every value is positive). Epochs are counted from 1 (the value after the
-first finished epoch is plotted at 1).
+scale when their values are positive and span more than a factor of ten. Epochs are
+counted from 1 (the value after the first finished epoch is plotted at 1).
 
 Figures are drawn on `matplotlib.figure.Figure` objects with the non-interactive Agg
 canvas; pyplot and its global state are never touched, so building a report inside
@@ -36,6 +37,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from lcam.report.analysis import PresetResult
 from lcam.report.runs import Run
@@ -63,6 +65,9 @@ class _Plot:
         self.label = {
             g.name: f"{g.name} ({g.momentum_text}, n={len(g.finished_seeds)})"
             for g in result.groups
+        }
+        self.partial_label = {
+            g.name: f"{g.name} ({g.momentum_text}, partial runs only)" for g in result.groups
         }
         mine = [r for r in runs if r.preset == result.preset]
         self.finished = {
@@ -95,16 +100,21 @@ class _Plot:
                 stack = np.vstack(curves)
                 x = np.arange(1, stack.shape[1] + 1)
                 mean = np.nanmean(stack, axis=0)
-                ax.plot(x, mean, color=color, lw=1.6, label=self.label[name])
+                marker = "o" if x.size == 1 else None
+                ax.plot(x, mean, color=color, lw=1.6, marker=marker, label=self.label[name])
                 if len(curves) > 1:
                     low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
                     ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
                 means.append(mean)
+            # A group without finished runs is named by its first partial line.
+            label = None if curves else self.partial_label[name]
             for run in self.partial[name]:
                 curve = _as_array(values(run))
                 if curve.size and not np.all(np.isnan(curve)):
-                    ax.plot(np.arange(1, curve.size + 1), curve, color=color, lw=0.9, ls=":")
-                    partial_drawn = True
+                    x = np.arange(1, curve.size + 1)
+                    marker = "o" if x.size == 1 else None
+                    ax.plot(x, curve, color=color, lw=0.9, ls=":", marker=marker, label=label)
+                    partial_drawn, label = True, None
         handles, labels = ax.get_legend_handles_labels()
         if partial_drawn:
             handles.append(Line2D([], [], color="0.4", lw=0.9, ls=":"))
@@ -112,6 +122,7 @@ class _Plot:
         if handles:
             ax.legend(handles, labels, fontsize="small")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         return means
 
 
@@ -119,10 +130,12 @@ def _as_array(values: Sequence[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _log_if_positive(ax: Axes) -> None:
+def _log_if_wide(ax: Axes) -> None:
+    """Log y-scale when every value is positive and they span more than a decade."""
     lines = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
     values = np.concatenate(lines) if lines else np.array([])
-    if values.size and not np.all(np.isnan(values)) and np.nanmin(values) > 0:
+    values = values[np.isfinite(values)]
+    if values.size and values.min() > 0 and values.max() > 10 * values.min():
         ax.set_yscale("log")
 
 
@@ -159,14 +172,14 @@ def _test_error(ax: Axes, plot: _Plot) -> None:
 
 def _train_loss(ax: Axes, plot: _Plot) -> None:
     plot.draw(ax, lambda r: r.train_loss)
-    _log_if_positive(ax)
+    _log_if_wide(ax)
     ax.set_ylabel("train loss (mean over the epoch)")
     ax.set_title("Train loss")
 
 
 def _lr(ax: Axes, plot: _Plot) -> None:
     plot.draw(ax, lambda r: r.lr)
-    _log_if_positive(ax)
+    _log_if_wide(ax)
     ax.set_ylabel("learning rate (end of epoch)")
     ax.set_title("Learning rate")
 
@@ -186,6 +199,26 @@ def _fraction_above(ax: Axes, plot: _Plot) -> None:
         )
     ax.set_ylabel("fraction of steps at/above the loss average")
     ax.set_title("Steps with momentum_above")
+
+
+def _one_legend_below(fig: Figure, *axes: Axes) -> None:
+    """Replace the panels' legends by one shared legend under the figure."""
+    legend = axes[0].get_legend()
+    if legend is None:
+        return
+    pairs = zip(legend.legend_handles, legend.get_texts(), strict=True)
+    entries = [(handle, text.get_text()) for handle, text in pairs if handle is not None]
+    for ax in axes:
+        old = ax.get_legend()
+        if old is not None:
+            old.remove()
+    fig.legend(
+        [handle for handle, _ in entries],
+        [label for _, label in entries],
+        loc="outside lower center",
+        ncols=3,
+        fontsize="small",
+    )
 
 
 def _save(fig: Figure, fig_dir: Path, stem: str) -> list[Path]:
@@ -218,10 +251,11 @@ def write_preset_figures(result: PresetResult, runs: Sequence[Run], fig_dir: Pat
         }
     )
     with style:
-        fig = Figure(figsize=(11, 4.2), layout="constrained")
+        fig = Figure(figsize=(11, 4.8), layout="constrained")
         left, right = fig.subplots(1, 2)
         _test_error(left, plot)
         _train_loss(right, plot)
+        _one_legend_below(fig, left, right)
         fig.suptitle(title)
         written += _save(fig, fig_dir, f"{stem}_curves")
         panels: list[tuple[str, Panel]] = [

@@ -180,7 +180,8 @@ def _details_table(result: PresetResult) -> list[str]:
         "share of steps that used momentum_above (loss at or above its running average); a "
         "control shows its LCAM group's measured value, to set beside the fraction it was "
         "matched with. "
-        f"Welch cells: verdict, difference of means in points [{CONFIDENCE:.0%} CI], p."
+        f"Welch cells: verdict, difference of means in points (this group minus the other; "
+        f"negative = lower error) [{CONFIDENCE:.0%} CI], p."
     )
     return lines
 
@@ -329,8 +330,10 @@ def render_report(
         "finished seeds of a group; n is the number of seeds; epochs count from 1. Groups "
         "are compared with Welch's two-sided t-test on the final errors. A difference is "
         f"*within noise* when p ≥ {ALPHA} or either group has fewer than 2 seeds; such a "
-        "difference is not evidence that one momentum setting is better. Partial runs "
-        "never enter the statistics.",
+        "difference is not evidence that one momentum setting is better. Each comparison "
+        "is tested on its own (no correction for multiple comparisons), so among many "
+        "groups an occasional p < 0.05 is expected by chance. Partial runs never enter "
+        "the statistics.",
         "",
         "## Overview",
         "",
