@@ -368,6 +368,12 @@ def test_matching_preset_shows_the_papers_row(main_runs: Path) -> None:
     report = result.report_path.read_text(encoding="utf-8")
     row = "| paper, Table 1: CIFAR-10, WRN-28-10, SGD+Cdlr | 4.11 ± 0.09 (M0.9) | "
     assert row + "**3.95 ± 0.12 (M0.857-0.93)** | 4.05 ± 0.08 (M0.93-0.857) | — |" in report
+    side_by_side = report.split("## Table 1 side by side")[1].split("## Preset")[0]
+    cells = [f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f} (n=3)" for v in FINALS.values()]
+    assert (
+        f"| CIFAR-10, WRN-28-10, SGD+Cdlr | [{PRESET}](#preset-{PRESET}) | {cells[0]} | "
+        f"4.11 ± 0.09 | **{cells[1]}** | **3.95 ± 0.12** | {cells[2]} | 4.05 ± 0.08 |"
+    ) in side_by_side
 
 
 def test_preset_outside_table1_has_no_paper_row(tmp_path: Path) -> None:

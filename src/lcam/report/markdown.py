@@ -1,6 +1,8 @@
 """Render the analysis as ``report.md``.
 
-Layout: title and how to read the numbers; an overview with one line per preset; per
+Layout: title and how to read the numbers; an overview with one line per preset; the
+presets that are Table 1 experiments side by side with the paper's values, in its
+layout (one row per data set/network, columns M0.9, M0.857-0.93, M0.93-0.857); per
 preset a Table-1-like table (one row for our runs, one column per momentum group, the
 paper's published row beneath it when the preset is a Table 1 experiment), a per-group
 details table, plain-language notes, the figures, and the partial runs; then warnings
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lcam.report import wording
+from lcam.report import paper, wording
 from lcam.report.analysis import GroupResult, PresetResult, RunSummary
 from lcam.report.stats import ALPHA, CONFIDENCE
 
@@ -303,6 +305,39 @@ def _overview(presets: Sequence[PresetResult], runs: Sequence[RunSummary]) -> li
     return _table(header, rows)
 
 
+def _table1_side_by_side(presets: Sequence[PresetResult]) -> list[str]:
+    """Our presets that are Table 1 experiments, in the paper's layout and row order."""
+    order = {row.label: i for i, row in enumerate(paper.TABLE1)}
+    matched = [p for p in presets if p.paper_row is not None]
+    matched.sort(key=lambda p: (order[p.paper_row.label] if p.paper_row else 0, p.preset))
+    if not matched:
+        return []
+    header = ["Table 1 row", "preset"]
+    for column in paper.COLUMNS:
+        header += [f"{column.name} ours", f"{column.name} paper"]
+    rows = []
+    for p in matched:
+        assert p.paper_row is not None
+        row = [p.paper_row.label, f"[{p.preset}](#preset-{_anchor(p.preset)})"]
+        for column in paper.COLUMNS:
+            ours = next((g for g in p.groups if g.paper_column == column.name), None)
+            row.append("not run" if ours is None else _final_cell(ours, p))
+            published = p.paper_row.value(column.name)
+            text = published.text() if published is not None else "—"
+            row.append(f"**{text}**" if p.paper_row.best == column.name else text)
+        rows.append(row)
+    return [
+        "## Table 1 side by side",
+        "",
+        *_table(header, rows),
+        "",
+        "Ours: final test error (%), mean ± sample std over finished seeds; bold marks the "
+        "lowest mean of the whole preset († = within noise, see the preset's section). "
+        "Paper: Table 1 as published, its best value in bold.",
+        "",
+    ]
+
+
 def _anchor(preset: str) -> str:
     """GitHub's heading anchor for ``## Preset `<preset>```."""
     kept = "".join(c for c in preset.lower() if c.isalnum() or c in "-_ ")
@@ -339,6 +374,7 @@ def render_report(
         "",
         *_overview(presets, runs),
         "",
+        *_table1_side_by_side(presets),
     ]
     for preset in presets:
         lines += _preset_section(preset)
