@@ -324,7 +324,7 @@ def test_clear_best_is_bold_without_caveat(tmp_path: Path) -> None:
     assert preset_of(result.summary)["best"]["clear"] is True
     report = result.report_path.read_text(encoding="utf-8")
     assert f"**{np.mean(lcam):.3f} ± {np.std(lcam, ddof=1):.3f} (n=3)** |" in report
-    assert "†" not in report
+    assert "**3.050 ± 0.050 (n=3)** |" in report and "†" not in report
     assert "beyond the seed noise" in report
 
 

@@ -71,7 +71,7 @@ def _main_table(result: PresetResult) -> list[str]:
         "seeds, n = seeds. Bold: lowest mean."
     )
     best = result.best
-    if best is not None and best.comparisons and not best.clear:
+    if best is not None and _unclear(result):
         unclear = ", ".join(
             f"{c.against} ({_reason(c.p_value, c.verdict)})"
             for c in best.comparisons
@@ -332,10 +332,20 @@ def _table1_side_by_side(presets: Sequence[PresetResult]) -> list[str]:
         *_table(header, rows),
         "",
         "Ours: final test error (%), mean ± sample std over finished seeds; bold marks the "
-        "lowest mean of the whole preset († = within noise, see the preset's section). "
-        "Paper: Table 1 as published, its best value in bold.",
+        "lowest mean of the whole preset"
+        + (
+            " († = within noise, see the preset's section)"
+            if any(_unclear(p) for p in matched)
+            else ""
+        )
+        + ". Paper: Table 1 as published, its best value in bold.",
         "",
     ]
+
+
+def _unclear(result: PresetResult) -> bool:
+    best = result.best
+    return best is not None and bool(best.comparisons) and not best.clear
 
 
 def _anchor(preset: str) -> str:
