@@ -511,6 +511,24 @@ def test_metrics_line_with_bad_content_names_file_and_line(
     assert _raises(tmp_path) == f"{path} {expected}"
 
 
+def test_unfinished_last_line_of_a_partial_run_is_left_out_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    good = json.dumps(metrics_line(0, 5.0))
+    path = _metrics_with(tmp_path, [good])
+    path.write_text(good + '\n{"epoch": 1, "lr"', encoding="utf-8")  # no newline yet
+    result = build_report([tmp_path], figures=False)
+    assert result.summary["runs"][0]["epochs_completed"] == 1
+    assert result.warnings == (
+        f"{path} line 2: left out an unfinished last line (still being written?)",
+    )
+    assert "## Warnings" in result.report_path.read_text(encoding="utf-8")
+    # In a finished run the same line is corruption.
+    result_json = {"status": "finished", "epochs": 1, "final_test_error": 5.0}
+    (path.parent / "result.json").write_text(json.dumps(result_json), encoding="utf-8")
+    assert _raises(tmp_path).startswith(f"{path} line 2: not valid JSON (")
+
+
 def test_gap_in_epochs_names_the_line(tmp_path: Path) -> None:
     lines = [json.dumps(metrics_line(e, 5.0)) for e in (0, 1, 3)]
     path = _metrics_with(tmp_path, lines)

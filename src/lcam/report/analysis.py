@@ -252,8 +252,9 @@ def _final(run: Run) -> float:
 
 
 def _consistency_warnings(runs: Sequence[Run]) -> list[str]:
-    warnings = []
+    warnings: list[str] = []
     for run in runs:
+        warnings.extend(run.warnings)
         if not run.finished or run.result is None:
             continue
         if run.epochs_completed != run.epochs_planned:

@@ -22,6 +22,9 @@ names the file and, for ``metrics.jsonl``, the line::
     runs/c10/m0.9/seed0/metrics.jsonl line 7: not valid JSON (Expecting value: ...)
     runs/c10/m0.9/seed0/metrics.jsonl line 3: missing key 'test_error'
 
+In a partial run, an unparsable last line without its newline is one the harness is
+still writing (a sweep in progress): it is left out with a warning, not an error.
+
 A resumed run may append an epoch again (a crash between writing the metrics line and
 the checkpoint makes the harness redo that epoch). A line whose ``epoch`` is not larger
 than the previous one therefore restarts the history at that epoch: the later lines
@@ -87,6 +90,7 @@ class Run:
 
     The curves hold one value per finished epoch, in epoch order (index 0 = epoch 0).
     ``fraction_above`` is ``None`` for epochs that did not record it (plain SGD).
+    ``warnings`` says what was left out while reading (an unfinished last line).
     """
 
     path: Path
@@ -103,6 +107,7 @@ class Run:
     lr: tuple[float, ...]
     fraction_above: tuple[float | None, ...]
     result: dict[str, Any] | None
+    warnings: tuple[str, ...] = ()
 
     @property
     def epochs_completed(self) -> int:
@@ -203,11 +208,15 @@ def load_run(path: Path) -> Run:
     schedule = _optional(config, "schedule", str, config_path)
 
     metrics_path = path / "metrics.jsonl"
-    rows = _read_metrics(metrics_path) if metrics_path.exists() else []
-
     result_path = path / "result.json"
+    finished = result_path.exists()
+    rows: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    if metrics_path.exists():
+        rows, warnings = _read_metrics(metrics_path, finished=finished)
+
     result: dict[str, Any] | None = None
-    if result_path.exists():
+    if finished:
         result = _read_json_object(result_path)
         result_epochs = _require(result, "epochs", int, result_path)
         if result_epochs != len(rows):
@@ -232,6 +241,7 @@ def load_run(path: Path) -> Run:
             None if r["fraction_above"] is None else float(r["fraction_above"]) for r in rows
         ),
         result=result,
+        warnings=tuple(warnings),
     )
 
 
@@ -292,18 +302,30 @@ def _parse_group(raw: dict[str, Any], where: Path) -> GroupSpec:
     )
 
 
-def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Parse ``metrics.jsonl`` into one dict per epoch, in epoch order."""
+def _read_metrics(path: Path, *, finished: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """Parse ``metrics.jsonl`` into one dict per epoch, in epoch order, and warnings.
+
+    In a partial run, a last line without its newline that does not parse is a line the
+    harness is still writing: it is left out with a warning instead of an error.
+    """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ReportError(f"{path}: cannot read ({exc.strerror})") from exc
+    lines = text.split("\n")  # the last item is "" when the file ends with a newline
     rows: list[dict[str, Any]] = []
+    warnings: list[str] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{path} line {number}"
-        row = _parse_metrics_line(line, where)
+        try:
+            row = _parse_metrics_line(line, where)
+        except ReportError:
+            if finished or number != len(lines):
+                raise
+            warnings.append(f"{where}: left out an unfinished last line (still being written?)")
+            break
         epoch = row["epoch"]
         if epoch > len(rows):
             raise ReportError(
@@ -311,7 +333,7 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
             )
         del rows[epoch:]  # a resumed run redid this epoch: the later line wins
         rows.append(row)
-    return rows
+    return rows, warnings
 
 
 def _parse_metrics_line(line: str, where: str) -> dict[str, Any]:
