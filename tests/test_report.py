@@ -467,6 +467,24 @@ def test_directory_without_runs_names_it_and_the_expected_layout(tmp_path: Path)
         build_report([tmp_path / "missing"])
 
 
+def test_seed_dir_without_config_is_named(tmp_path: Path) -> None:
+    failed = tmp_path / PRESET / "m0.9" / "seed1"
+    failed.mkdir(parents=True)
+    (failed / "train.log").write_text("Traceback ...\n", encoding="utf-8")
+    with pytest.raises(ReportError) as info:
+        build_report([tmp_path])
+    assert str(info.value).endswith(
+        f"; 1 seed<K> directories have no config.json, e.g. {failed} "
+        "(did the run fail before it started? see its train.log)"
+    )
+    write_run(tmp_path, FIXED, 0, [5.0, 4.0])
+    result = build_report([tmp_path], figures=False)
+    assert result.warnings == (
+        f"{failed}: no config.json, not reported (did the run fail before it started? "
+        "see its train.log)",
+    )
+
+
 # --- corrupt input: the file and line are named ------------------------------------
 
 

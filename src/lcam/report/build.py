@@ -67,7 +67,7 @@ def build_report(
     directory contract (the message names the file, and the line of ``metrics.jsonl``).
     """
     dirs = [Path(d) for d in run_dirs]
-    runs = load_runs(dirs)
+    runs, discovery_warnings = load_runs(dirs)
     out = Path(out_dir) if out_dir is not None else dirs[0]
     out.mkdir(parents=True, exist_ok=True)
     display = {id(run): _relative(run.path, out) for run in runs}
@@ -84,7 +84,7 @@ def build_report(
 
     run_summaries = [summarize_run(run, display[id(run)]) for run in runs]
     run_summaries.sort(key=lambda r: (r.preset, r.group, r.seed))
-    warnings = [w for p in with_figures for w in p.warnings]
+    warnings = discovery_warnings + [w for p in with_figures for w in p.warnings]
     sources = [str(d) for d in run_dirs]
     summary = _summary(with_figures, run_summaries, sources, warnings)
 

@@ -10,7 +10,8 @@ Discovery walks each directory given (recursively), so a sweep root, a preset
 directory, a single run directory, or several per-run output directories of a cluster
 sweep all work. A directory counts as a run when it is named ``seed<K>`` and holds a
 ``config.json``; other ``config.json`` files (for example a cached Hugging Face model)
-are ignored.
+are ignored. A ``seed<K>`` directory without ``config.json`` (a run that failed before
+it started) is named in a warning.
 
 A run is *finished* iff ``result.json`` exists, otherwise *partial*. Partial runs are
 loaded (their epochs so far) so the report can list them, but they never enter the
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Discovery",
     "GroupSpec",
     "ReportError",
     "Run",
@@ -147,42 +149,67 @@ class Run:
         return sum(values) / len(values) if values else None
 
 
-def discover_run_dirs(dirs: Sequence[Path]) -> list[Path]:
+@dataclass(frozen=True)
+class Discovery:
+    """What a walk over the given directories found.
+
+    ``run_dirs``: directories named ``seed<K>`` holding a ``config.json``, sorted, no
+    duplicates. ``unstarted``: ``seed<K>`` directories without one (a sweep created
+    them, but the run failed or has not begun before writing its configuration).
+    """
+
+    run_dirs: list[Path]
+    unstarted: list[Path]
+
+
+def discover_run_dirs(dirs: Sequence[Path]) -> Discovery:
     """Every run directory under ``dirs`` (each may itself be a run directory).
 
-    Returns the directories sorted and without duplicates (by resolved path). Raises
-    `ReportError` for a path that is not a directory and when no run is found.
+    Raises `ReportError` for a path that is not a directory and when no run is found.
     """
     if not dirs:
         raise ReportError("no directory given: pass the output directory of `lcam train`")
     found: dict[Path, Path] = {}
+    unstarted: dict[Path, Path] = {}
     for root in dirs:
         root = Path(root)
         if not root.is_dir():
             raise ReportError(f"{root}: not a directory")
         for current, subdirs, files in os.walk(root):
             here = Path(current)
-            if "config.json" in files and RUN_DIR_PATTERN.fullmatch(here.name):
-                found.setdefault(here.resolve(), here)
+            if RUN_DIR_PATTERN.fullmatch(here.name):
+                target = found if "config.json" in files else unstarted
+                target.setdefault(here.resolve(), here)
                 subdirs[:] = []  # a run directory holds no further runs
             else:
                 subdirs.sort()
     if not found:
         where = ", ".join(str(d) for d in dirs)
-        raise ReportError(
+        message = (
             f"no runs found in {where}: expected {EXPECTED_LAYOUT} below it "
             "(run `lcam train` or `lcam sweep` first)"
         )
-    return sorted(found.values(), key=lambda p: p.as_posix())
+        if unstarted:
+            example = sorted(unstarted.values(), key=lambda p: p.as_posix())[0]
+            message += (
+                f"; {len(unstarted)} seed<K> directories have no config.json, e.g. "
+                f"{example} (did the run fail before it started? see its train.log)"
+            )
+        raise ReportError(message)
+    return Discovery(
+        run_dirs=sorted(found.values(), key=lambda p: p.as_posix()),
+        unstarted=sorted(unstarted.values(), key=lambda p: p.as_posix()),
+    )
 
 
-def load_runs(dirs: Sequence[Path]) -> list[Run]:
-    """Discover and load every run under ``dirs``.
+def load_runs(dirs: Sequence[Path]) -> tuple[list[Run], list[str]]:
+    """Discover and load every run under ``dirs``; also return warnings about them.
 
     Raises `ReportError` when two directories hold the same (preset, group, seed),
     e.g. the same run passed twice from different output directories.
     """
-    runs = [load_run(path) for path in discover_run_dirs(dirs)]
+    discovery = discover_run_dirs(dirs)
+    runs = [load_run(path) for path in discovery.run_dirs]
     seen: dict[tuple[str, str, int], Run] = {}
     for run in runs:
         key = (run.preset, run.group.name, run.seed)
@@ -192,7 +219,12 @@ def load_runs(dirs: Sequence[Path]) -> list[Run]:
                 f"{seen[key].path} and {run.path} (pass only one of them)"
             )
         seen[key] = run
-    return runs
+    warnings = [
+        f"{path}: no config.json, not reported (did the run fail before it started? "
+        "see its train.log)"
+        for path in discovery.unstarted
+    ]
+    return runs, warnings
 
 
 def load_run(path: Path) -> Run:
