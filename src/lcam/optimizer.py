@@ -370,12 +370,21 @@ class LCAM(Optimizer):
         return params, grads, bufs
 
     def _implementation(self, group: dict[str, Any], params: list[Tensor]) -> str:
+        compiling = torch.compiler.is_compiling()
         if group["fused"]:
+            if compiling:
+                raise RuntimeError(
+                    "LCAM(fused=True) cannot be traced by torch.compile (torch's fused SGD "
+                    "kernel has no compile support); use the default or foreach=True inside "
+                    "compiled code"
+                )
             return "fused"
         if group["foreach"] is True:
             return "foreach"
         if group["foreach"] is False:
             return "forloop"
+        if compiling:  # the multi-tensor ops are what inductor fuses
+            return "foreach"
         if all(p.device.type in _FUSED_DEVICES and torch.is_floating_point(p) for p in params):
             return "fused"
         if all(p.device.type in _FOREACH_DEVICES for p in params):
