@@ -1,0 +1,165 @@
+"""The ``lcam`` command line: it parses arguments and dispatches, nothing else.
+
+::
+
+    lcam presets [--show NAME]                      list presets / print one resolved
+    lcam train PRESET --group G --seed K --out DIR  one run
+    lcam sweep PRESET --out DIR [--seeds N] [--jobs J] [--groups a,b] [--control]
+    lcam demo [--out DIR]                           digits: every group, 3 seeds, report
+    lcam report DIR [DIR ...] [--out OUT]           tables, tests and figures
+
+Settings of a preset are overridden with the flags below (``--epochs 1``, ``--model
+wrn-16-4``, ...) or with ``--set KEY=VALUE`` for any setting (``lcam presets --show
+NAME`` lists them). ``--model`` and ``--data`` also take ``package.module:function``
+to run the same protocol on your own model and data (see
+:mod:`lcam.harness.components`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+# Flags that override one preset setting each: (flag, setting name, help).
+_OVERRIDE_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--epochs", "epochs", "number of epochs"),
+    ("--model", "model", "model name or package.module:function"),
+    ("--data", "data", "data set name or package.module:function"),
+    ("--data-root", "data_root", "directory holding the data set files"),
+    ("--batch-size", "batch_size", "global training batch size"),
+    ("--eval-batch-size", "eval_batch_size", "evaluation batch size"),
+    ("--lr", "lr", "initial learning rate"),
+    ("--weight-decay", "weight_decay", "weight decay"),
+    ("--schedule", "schedule", "step, cdlr, cosine or constant"),
+    ("--train-subset", "train_subset", "train on at most this many samples (smoke runs)"),
+    ("--test-subset", "test_subset", "evaluate on at most this many samples"),
+    ("--device", "device", "auto, cpu, cuda, cuda:1, ..."),
+    ("--amp", "amp", "none or bf16 (bf16 autocast)"),
+    ("--threads", "threads", "CPU threads for torch"),
+)
+# Boolean settings switched on by a bare flag.
+_SWITCHES: tuple[tuple[str, str, str], ...] = (
+    ("--channels-last", "channels_last", "channels-last memory format (CUDA convnets)"),
+    ("--tensorboard", "tensorboard", "also write TensorBoard event files"),
+)
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("overrides of preset settings")
+    for flag, key, text in _OVERRIDE_FLAGS:
+        group.add_argument(flag, dest=f"override_{key}", metavar="VALUE", help=text)
+    for flag, key, text in _SWITCHES:
+        group.add_argument(flag, dest=f"override_{key}", action="store_const", const="true",
+                           help=text)
+    group.add_argument("--control", action="store_true",
+                       help="also run the matched-momentum control of every LCAM group")
+    group.add_argument("--set", dest="set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any setting (repeatable): e.g. --set gamma=0.1, "
+                            "--set model_options.pretrained=/path, --set control=true")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The ``key -> text`` overrides given by the flags and every ``--set``."""
+    from lcam.harness.config import ConfigError
+
+    overrides: dict[str, str] = {}
+    for _flag, key, _text in _OVERRIDE_FLAGS + _SWITCHES:
+        value = getattr(args, f"override_{key}", None)
+        if value is not None:
+            overrides[key] = value
+    for item in args.set:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value
+    if getattr(args, "control", False):
+        overrides["control"] = "true"
+    return overrides
+
+
+def build_parser(*, report_arguments: bool = True) -> argparse.ArgumentParser:
+    """The ``lcam`` argument parser with all subcommands.
+
+    ``report_arguments=False`` leaves the ``report`` subcommand without its arguments,
+    which spares every other command the import of the report's plotting stack.
+    """
+    parser = argparse.ArgumentParser(
+        prog="lcam", description="Loss-Controlled Asymmetric Momentum: rerun the paper's "
+                                 "experiments and report them.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    presets = commands.add_parser("presets", help="list presets or show one resolved")
+    presets.add_argument("--show", metavar="NAME", help="print the resolved preset as JSON")
+    _add_overrides(presets)
+
+    train = commands.add_parser("train", help="run one training run")
+    train.add_argument("preset")
+    train.add_argument("--group", required=True, help="momentum group, e.g. m0.95_0.9")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, required=True, help="output root directory")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an unfinished run from its checkpoint")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace whatever the run directory holds")
+    train.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="one line per epoch instead of progress bars")
+    _add_overrides(train)
+
+    sweep = commands.add_parser("sweep", help="run every group x seed of a preset")
+    sweep.add_argument("preset")
+    sweep.add_argument("--out", type=Path, required=True, help="output root directory")
+    sweep.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: the preset's)")
+    sweep.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
+    sweep.add_argument("--groups", help="comma-separated group names (default: the preset's)")
+    sweep.add_argument("--overwrite", action="store_true",
+                       help="start every run over instead of skipping or resuming")
+    _add_overrides(sweep)
+
+    demo = commands.add_parser("demo", help="digits: every group x 3 seeds, then the report")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"),
+                      help="output directory (default: runs/demo)")
+    demo.add_argument("--jobs", type=int, default=None,
+                      help="worker processes (default: min(2, CPU count))")
+
+    report = commands.add_parser("report", help="tables, tests and figures from run dirs")
+    if report_arguments:
+        from lcam.report.command import add_arguments
+
+        add_arguments(report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lcam`` console script; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(report_arguments=arguments[:1] == ["report"]).parse_args(arguments)
+    from lcam.harness import commands
+    from lcam.harness.config import ConfigError
+    from lcam.harness.data import DatasetError
+
+    try:
+        if args.command == "presets":
+            return commands.presets(args.show, _overrides(args))
+        if args.command == "train":
+            return commands.train(args.preset, group=args.group, seed=args.seed, out=args.out,
+                                  overrides=_overrides(args), resume=args.resume,
+                                  overwrite=args.overwrite, progress=args.progress)
+        if args.command == "sweep":
+            groups = args.groups.split(",") if args.groups else None
+            return commands.sweep(args.preset, out=args.out, overrides=_overrides(args),
+                                  seeds=args.seeds, jobs=args.jobs, groups=groups,
+                                  overwrite=args.overwrite)
+        if args.command == "demo":
+            return commands.demo(out=args.out, jobs=args.jobs)
+        if args.command == "report":
+            from lcam.report.command import run
+
+            return run(args)
+    except (ConfigError, DatasetError) as error:
+        print(f"lcam {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command!r}")

@@ -1,0 +1,443 @@
+"""Train and evaluate one run: :func:`run_training` (used by ``lcam train``, sweeps, demo).
+
+Per epoch: train over the loader's batches, evaluate on the test split, append one
+line to ``metrics.jsonl``, then write the checkpoint (in that order; on resume the
+metrics are cut back to the checkpoint's epoch count, so a crash between the two
+cannot duplicate a line). ``result.json`` marks the end.
+
+The hot loop has no host synchronisation: losses and correct counts are summed as
+device tensors and read once per epoch; LCAM receives the loss tensor
+(``opt.step(loss=loss)``) and decides on the device.
+
+Distributed training plugs in through :class:`DistributedContext` (rank, world size,
+model wrapping, sum reduction); the default :data:`SINGLE_PROCESS` does nothing. Only
+rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lcam import LCAM
+from lcam.harness.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from lcam.harness.components import build_model_for, load_bundle, resolve_device, validate_names
+from lcam.harness.config import GroupSpec, RunConfig, RunSettings
+from lcam.harness.data import BatchLoader, DataBundle
+from lcam.harness.metrics import EpochMetrics, MetricsLog, RunResult, TensorBoardLog
+from lcam.harness.rundir import (
+    RunDirectory,
+    Start,
+    prepare_run_directory,
+    run_directory,
+    write_config,
+)
+from lcam.harness.schedules import LrSchedule, build_schedule
+
+__all__ = [
+    "SINGLE_PROCESS",
+    "DistributedContext",
+    "RunOutcome",
+    "SingleProcess",
+    "build_optimizer",
+    "run_training",
+    "seed_everything",
+]
+
+
+class DistributedContext(Protocol):
+    """What the loop needs to know about the process group it runs in."""
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def world_size(self) -> int: ...
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The module to train (e.g. wrapped in ``DistributedDataParallel``)."""
+        ...
+
+    def all_reduce_sum(self, tensor: Tensor) -> Tensor:
+        """The sum of ``tensor`` over all ranks."""
+        ...
+
+
+@dataclass(frozen=True)
+class SingleProcess:
+    """One process, no communication."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def all_reduce_sum(self, tensor: Tensor) -> Tensor:
+        return tensor
+
+
+SINGLE_PROCESS = SingleProcess()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What :func:`run_training` did: ``start`` says whether it ran, resumed or skipped."""
+
+    run_dir: Path
+    start: Start
+    epochs_run: int
+    result: RunResult | None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(
+    group: GroupSpec, parameters: Any, settings: RunSettings
+) -> torch.optim.Optimizer:
+    """``torch.optim.SGD`` for a fixed-momentum group, ``lcam.LCAM`` for an LCAM group.
+
+    Both as the demo scripts run SGD: no Nesterov, no dampening, L2 weight decay.
+    """
+    if group.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=settings.lr, momentum=group.momentum or 0.0,
+                               weight_decay=settings.weight_decay)
+    assert group.momentum_above is not None and group.momentum_below is not None
+    return LCAM(parameters, lr=settings.lr, momentum_above=group.momentum_above,
+                momentum_below=group.momentum_below, weight_decay=settings.weight_decay,
+                decision=settings.decision, loss_average=settings.loss_average)
+
+
+@dataclass
+class _Totals:
+    """Device-side sums over an epoch, read once at its end."""
+
+    loss: Tensor
+    correct: Tensor
+    samples: int = 0
+    steps: int = 0
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> _Totals:
+        return cls(torch.zeros((), dtype=torch.float64, device=device),
+                   torch.zeros((), dtype=torch.int64, device=device))
+
+
+class _Trainer:
+    """The state of one run between epochs: model, optimizer, schedule, loaders."""
+
+    def __init__(self, config: RunConfig, distributed: DistributedContext) -> None:
+        settings = config.settings
+        self.config = config
+        self.settings = settings
+        self.distributed = distributed
+        self.device = resolve_device(settings.device)
+        seed_everything(config.seed)
+        bundle: DataBundle = load_bundle(settings, seed=config.seed)
+        model = build_model_for(settings, bundle).to(self.device)
+        if settings.channels_last:
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model = model
+        self.train_model = distributed.wrap_model(model)
+        self.optimizer = build_optimizer(config.group, model.parameters(), settings)
+        self.lcam = self.optimizer if isinstance(self.optimizer, LCAM) else None
+        common = dict(normalize=bundle.normalization, device=self.device, seed=config.seed,
+                      rank=distributed.rank, world_size=distributed.world_size,
+                      channels_last=settings.channels_last)
+        self.train_loader = BatchLoader(
+            bundle.train, batch_size=settings.batch_size, shuffle=True,
+            augment=bundle.augment if settings.augment else "none", **common,  # type: ignore[arg-type]
+        )
+        self.test_loader = BatchLoader(
+            bundle.test, batch_size=settings.eval_batch_size, shuffle=False, augment="none",
+            **common,  # type: ignore[arg-type]
+        )
+        self.schedule: LrSchedule = build_schedule(settings, self.optimizer,
+                                                   steps_per_epoch=len(self.train_loader))
+        self.train_size = len(bundle.train)
+        self.epoch = 0
+        self.iteration = 0
+        self.seconds = 0.0
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.settings.amp == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_epoch(self, batches: Iterator[tuple[Tensor, Tensor]]) -> tuple[_Totals, float]:
+        """One pass over the training batches; returns the sums and the last lr used."""
+        model, optimizer, schedule = self.train_model, self.optimizer, self.schedule
+        group = optimizer.param_groups[0]
+        totals = _Totals.zeros(self.device)
+        lr_used = float(group["lr"])
+        model.train()
+        for inputs, targets in batches:
+            with self.autocast():
+                logits = model(inputs)
+                loss = F.cross_entropy(logits, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            lr_used = float(group["lr"])
+            if self.lcam is not None:
+                self.lcam.step(loss=loss.detach())
+            else:
+                optimizer.step()
+            schedule.after_iteration()
+            totals.loss += loss.detach()
+            totals.correct += (logits.detach().argmax(dim=1) == targets).sum()
+            totals.samples += len(targets)
+            totals.steps += 1
+        self.iteration += totals.steps
+        return totals, lr_used
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """Mean per-sample test loss and test error (percent) over all ranks."""
+        model = self.train_model
+        model.eval()
+        loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        count = torch.zeros((), dtype=torch.int64, device=self.device)
+        for inputs, targets in self.test_loader.epoch(0):
+            with self.autocast():
+                logits = model(inputs)
+            loss += F.cross_entropy(logits.float(), targets, reduction="sum")
+            correct += (logits.argmax(dim=1) == targets).sum()
+            count += len(targets)
+        reduce = self.distributed.all_reduce_sum
+        total = int(reduce(count))
+        wrong = total - int(reduce(correct))
+        return float(reduce(loss)) / total, 100.0 * wrong / total
+
+    def finish_epoch_statistics(self) -> tuple[float | None, float | None]:
+        """LCAM's fraction of steps above the average and the average; starts a new window."""
+        if self.lcam is None:
+            return None, None
+        statistics = self.lcam.statistics()
+        self.lcam.end_epoch()
+        return statistics.fraction_above, statistics.loss_average
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "rng": capture_rng_state(),
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "seconds": self.seconds,
+            "data_order": {"seed": self.config.seed, "next_epoch": self.epoch},
+            "config": self.config.experiment_json(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["config"] != _json_roundtrip(self.config.experiment_json()):
+            raise CheckpointError("the checkpoint belongs to another configuration")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        restore_rng_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        self.iteration = int(state["iteration"])
+        self.seconds = float(state["seconds"])
+
+
+def _json_roundtrip(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def run_training(
+    config: RunConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    distributed: DistributedContext = SINGLE_PROCESS,
+    log: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """Run (or resume, or skip) the run ``config`` under ``out/<preset>/<group>/seed<K>``.
+
+    Args:
+        config: the resolved run.
+        out: output root; the run directory is created below it.
+        resume: continue a partial run of the same configuration from its checkpoint.
+        overwrite: delete whatever the run directory holds and start over.
+        progress: show progress bars (otherwise one log line per epoch).
+        distributed: rank / world size / model wrapping; single process by default.
+        log: where progress lines go (default: standard error).
+
+    Returns:
+        :class:`RunOutcome`; ``start == "finished"`` means the run was already done.
+
+    Raises:
+        RunDirectoryError: the directory holds another configuration or an unfinished
+            run and neither ``resume`` nor ``overwrite`` allows touching it.
+    """
+    write = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    settings = config.settings
+    validate_names(settings)
+    run_dir = run_directory(out, config)
+    is_main = distributed.rank == 0
+    start = prepare_run_directory(run_dir, config, resume=resume, overwrite=overwrite)
+    if start == "finished":
+        write(f"{run_dir.path}: already finished, skipped")
+        return RunOutcome(run_dir.path, start, 0, None)
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+
+    trainer = _Trainer(config, distributed)
+    metrics = MetricsLog(run_dir.metrics)
+    if start == "resume":
+        trainer.load_state_dict(load_checkpoint(run_dir.checkpoint, map_location=trainer.device))
+    if is_main:
+        write_config(run_dir, config, _runtime(trainer, distributed))
+        if start == "resume":
+            metrics.truncate(trainer.epoch)
+        else:
+            run_dir.metrics.write_text("", encoding="utf-8")
+    board = TensorBoardLog(run_dir.tensorboard) if settings.tensorboard and is_main else None
+    if start == "resume":
+        write(f"{run_dir.path}: resuming after epoch {trainer.epoch - 1}")
+    epochs_run = _train_epochs(trainer, run_dir, metrics, board, progress and is_main, write)
+    if board is not None:
+        board.close()
+
+    result = RunResult.from_history(metrics.read(), trainer.seconds)
+    if is_main:
+        from lcam.harness.metrics import write_json_atomic
+
+        write_json_atomic(run_dir.result, result.to_json())
+    return RunOutcome(run_dir.path, start, epochs_run, result)
+
+
+def _train_epochs(
+    trainer: _Trainer,
+    run_dir: RunDirectory,
+    metrics: MetricsLog,
+    board: TensorBoardLog | None,
+    progress: bool,
+    write: Callable[[str], None],
+) -> int:
+    """Train from ``trainer.epoch`` to the last epoch; returns the number of epochs run."""
+    settings, config = trainer.settings, trainer.config
+    label = f"{config.preset}/{config.group.name}/seed{config.seed}"
+    epochs_run = 0
+    bars = _ProgressBars(label, settings.epochs, trainer.epoch, len(trainer.train_loader),
+                         enabled=progress)
+    try:
+        while trainer.epoch < settings.epochs:
+            epoch = trainer.epoch
+            started = time.perf_counter()
+            batches = bars.wrap_batches(trainer.train_loader.epoch(epoch))
+            totals, lr_used = trainer.train_epoch(batches)
+            reduce = trainer.distributed.all_reduce_sum
+            train_loss = float(reduce(totals.loss)) / trainer.distributed.world_size / max(
+                totals.steps, 1)
+            train_correct = int(reduce(totals.correct))
+            train_seconds = time.perf_counter() - started
+            test_loss, test_error = trainer.evaluate()
+            fraction_above, loss_average = trainer.finish_epoch_statistics()
+            trainer.schedule.after_epoch()
+            seconds = time.perf_counter() - started
+            line = EpochMetrics(
+                epoch=epoch, lr=lr_used, weight_decay=settings.weight_decay,
+                train_loss=train_loss,
+                train_accuracy=100.0 * train_correct / trainer.train_size,
+                test_loss=test_loss, test_error=test_error, fraction_above=fraction_above,
+                loss_average=loss_average, steps=totals.steps, seconds=seconds,
+                samples_per_second=trainer.train_size / max(train_seconds, 1e-9),
+            )
+            trainer.epoch += 1
+            trainer.seconds += seconds
+            epochs_run += 1
+            if trainer.distributed.rank == 0:
+                metrics.append(line)
+                save_checkpoint(run_dir.checkpoint, trainer.state_dict())
+                if board is not None:
+                    board.add_epoch(line)
+            message = _epoch_message(label, line, settings.epochs)
+            if progress:
+                bars.epoch_done(line)
+            else:
+                write(message)
+    finally:
+        bars.close()
+    return epochs_run
+
+
+def _epoch_message(label: str, line: EpochMetrics, epochs: int) -> str:
+    above = "" if line.fraction_above is None else f" above {line.fraction_above:.2f}"
+    return (f"{label} epoch {line.epoch + 1}/{epochs}: lr {line.lr:.4g} "
+            f"train loss {line.train_loss:.4f} test error {line.test_error:.2f}%"
+            f"{above} ({line.seconds:.1f}s)")
+
+
+def _runtime(trainer: _Trainer, distributed: DistributedContext) -> dict[str, Any]:
+    return {
+        "device": str(trainer.device),
+        "threads": torch.get_num_threads(),
+        "world_size": distributed.world_size,
+        "steps_per_epoch": len(trainer.train_loader),
+    }
+
+
+class _ProgressBars:
+    """An epoch bar and a batch bar (tqdm), or nothing when disabled."""
+
+    def __init__(self, label: str, epochs: int, done: int, batches: int, *, enabled: bool):
+        self.enabled = enabled
+        self.batches = batches
+        if not enabled:
+            return
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self.epoch_bar = tqdm(total=epochs, initial=done, desc=label, unit="epoch",
+                              dynamic_ncols=True)
+
+    def wrap_batches(
+        self, batches: Iterator[tuple[Tensor, Tensor]]
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        if not self.enabled:
+            return batches
+        return iter(self._tqdm(batches, total=self.batches, leave=False, unit="batch",
+                               dynamic_ncols=True, mininterval=0.5))
+
+    def epoch_done(self, line: EpochMetrics) -> None:
+        if not self.enabled:
+            return
+        postfix = {"loss": f"{line.train_loss:.4f}", "test_err": f"{line.test_error:.2f}%",
+                   "lr": f"{line.lr:.3g}"}
+        if line.fraction_above is not None:
+            postfix["above"] = f"{line.fraction_above:.2f}"
+        self.epoch_bar.set_postfix(postfix)
+        self.epoch_bar.update(1)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.epoch_bar.close()

@@ -1,0 +1,192 @@
+"""The run directory ``OUT/<preset>/<group>/seed<K>/`` and what may be done with it.
+
+:func:`prepare_run_directory` decides, before anything is computed, whether a run
+starts fresh, resumes from its checkpoint, is already finished, or must be refused:
+an output directory holding a *different* configuration is never overwritten unless
+``overwrite`` is set, and a partial run is continued only with ``resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from lcam.harness.config import ConfigError, RunConfig
+from lcam.harness.metrics import write_json_atomic
+
+__all__ = [
+    "RunDirectory",
+    "RunDirectoryError",
+    "Start",
+    "git_commit",
+    "package_versions",
+    "prepare_run_directory",
+    "run_directory",
+]
+
+Start = Literal["fresh", "resume", "finished"]
+
+# Packages whose versions config.json records (those present are listed).
+_VERSIONED_PACKAGES = ("lcam", "torch", "numpy", "scikit-learn", "scipy", "transformers",
+                       "soundfile", "tensorboard")
+
+
+class RunDirectoryError(ConfigError):
+    """The output directory holds another run, or a partial run without ``resume``."""
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    """Paths of the files of one run (see ``docs/ARCHITECTURE.md``)."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def result(self) -> Path:
+        return self.path / "result.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def log(self) -> Path:
+        """Output of a sweep worker (written by the sweep, not by the run)."""
+        return self.path / "train.log"
+
+    def is_finished(self) -> bool:
+        """A run is finished iff ``result.json`` exists."""
+        return self.result.exists()
+
+    def clear(self) -> None:
+        """Delete the run's own files (config, metrics, result, checkpoint, events)."""
+        for path in (self.config, self.metrics, self.result, self.checkpoint):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.tensorboard, ignore_errors=True)
+
+
+def run_directory(out: Path, config: RunConfig) -> RunDirectory:
+    """``out/<preset>/<group>/seed<K>``."""
+    return RunDirectory(Path(out) / config.preset / config.group.name / f"seed{config.seed}")
+
+
+def prepare_run_directory(
+    run_dir: RunDirectory, config: RunConfig, *, resume: bool, overwrite: bool
+) -> Start:
+    """Decide how the run in ``run_dir`` starts, clearing it when ``overwrite`` says so.
+
+    Returns ``"finished"`` (same configuration, ``result.json`` present: nothing to do),
+    ``"resume"`` (same configuration, a checkpoint, ``resume`` set) or ``"fresh"``.
+    Raises :class:`RunDirectoryError` for a different configuration, or a partial run
+    of the same one, unless ``overwrite`` (or, for the partial run, ``resume``) is set.
+    """
+    if overwrite:
+        run_dir.clear()
+        return "fresh"
+    if not run_dir.config.exists():
+        leftovers = [p.name for p in (run_dir.metrics, run_dir.result, run_dir.checkpoint)
+                     if p.exists()]
+        if leftovers:
+            raise RunDirectoryError(
+                f"{run_dir.path} holds {', '.join(leftovers)} but no config.json; "
+                "pass --overwrite to start the run over"
+            )
+        return "fresh"
+    saved = json.loads(run_dir.config.read_text(encoding="utf-8"))
+    current = json.loads(json.dumps(config.experiment_json()))
+    differences = _differences(_experiment_part(saved), current)
+    if differences:
+        raise RunDirectoryError(
+            f"{run_dir.path} holds a run with a different configuration "
+            f"({'; '.join(differences)}); pass --overwrite to replace it, or choose "
+            "another --out"
+        )
+    if run_dir.is_finished():
+        return "finished"
+    if not resume:
+        raise RunDirectoryError(
+            f"{run_dir.path} holds an unfinished run of this configuration; pass --resume "
+            "to continue it or --overwrite to start it over"
+        )
+    return "resume" if run_dir.checkpoint.exists() else "fresh"
+
+
+def config_document(config: RunConfig, runtime: dict[str, Any]) -> dict[str, Any]:
+    """The whole ``config.json``: the run's configuration, versions, git commit, runtime."""
+    return {
+        **config.to_json(),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "runtime": runtime,
+    }
+
+
+def write_config(run_dir: RunDirectory, config: RunConfig, runtime: dict[str, Any]) -> None:
+    """Create the run directory and write ``config.json`` into it."""
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir.config, config_document(config, runtime))
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the installed versions of the packages a run depends on."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str | None:
+    """The commit of the git checkout this package runs from, or ``None``."""
+    source = Path(__file__).resolve().parent
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = completed.stdout.strip()
+    return commit if completed.returncode == 0 and commit else None
+
+
+def _experiment_part(saved: dict[str, Any]) -> dict[str, Any]:
+    from lcam.harness.config import RUNTIME_FIELDS
+
+    keys = ("preset", "group", "seed", "epochs", "data", "model", "schedule", "config")
+    out = {key: saved.get(key) for key in keys}
+    if isinstance(out["config"], dict):
+        out["config"] = {k: v for k, v in out["config"].items() if k not in RUNTIME_FIELDS}
+    return out
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: saved != current`` for every leaf that differs."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out.extend(_differences(old, new, f"{prefix}{key}."))
+        elif old != new:
+            out.append(f"{prefix}{key}: {json.dumps(old)} (saved) != {json.dumps(new)} (now)")
+    return out

@@ -1,0 +1,199 @@
+"""Run every group x seed of a preset as separate processes, J at a time.
+
+:func:`plan_sweep` turns a preset (a composite one row by row) into :class:`SweepJob`s,
+each one ``python -m lcam train PRESET --group G --seed K --out OUT --resume ...``
+command; :func:`run_sweep` skips the finished ones (``result.json`` present), runs the
+rest with at most ``jobs`` processes at a time (each continues from its checkpoint if
+it has one) and returns a :class:`SweepSummary`. A worker's output goes to
+``train.log`` in its run directory; a failure never stops the other runs.
+
+CPU threads: unless ``threads`` is overridden, each of the ``jobs`` workers gets
+``cpu_count // jobs`` threads, so J workers do not oversubscribe the cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lcam.harness.config import ConfigError
+from lcam.harness.presets import CompositePreset, Preset, get_preset
+from lcam.harness.rundir import RunDirectory, run_directory
+
+__all__ = ["SweepJob", "SweepSummary", "plan_sweep", "run_sweep", "threads_per_job"]
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """One run of a sweep and the command that runs it."""
+
+    preset: str
+    group: str
+    seed: int
+    run_dir: RunDirectory
+    command: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.preset}/{self.group}/seed{self.seed}"
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did with each job."""
+
+    skipped: list[SweepJob] = field(default_factory=list)
+    finished: list[SweepJob] = field(default_factory=list)
+    failed: list[tuple[SweepJob, int]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def describe(self) -> str:
+        """A short human summary, with the log of every failed run."""
+        lines = [f"sweep: {len(self.finished)} run(s) finished, {len(self.skipped)} already "
+                 f"finished (skipped), {len(self.failed)} failed"]
+        for job, code in self.failed:
+            lines.append(f"  FAILED {job.label} (exit status {code}); log: {job.run_dir.log}")
+            lines.extend(f"    | {line}" for line in _tail(job.run_dir.log, 5))
+        return "\n".join(lines)
+
+
+def threads_per_job(jobs: int) -> int:
+    """CPU threads for each of ``jobs`` concurrent workers (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def plan_sweep(
+    preset_name: str,
+    out: Path,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    seeds: int | None = None,
+    groups: Sequence[str] | None = None,
+    jobs: int = 1,
+    overwrite: bool = False,
+) -> list[SweepJob]:
+    """Every run of ``preset_name`` (each row of a composite) as a :class:`SweepJob`.
+
+    Args:
+        overrides: ``key=value`` text overrides, passed to every worker.
+        seeds: run seeds ``0 .. seeds-1`` (default: the preset's ``seeds``).
+        groups: group names to run (default: the preset's sweep groups; a composite's
+            rows keep their own groups unless this is given).
+        jobs: concurrent workers, used to split the CPU threads.
+        overwrite: workers start every run over (``--overwrite``) instead of resuming.
+    """
+    overrides = dict(overrides or {})
+    preset = get_preset(preset_name)
+    rows: list[tuple[Preset, Sequence[str] | None]]
+    if isinstance(preset, CompositePreset):
+        rows = [(row_preset, groups or row_groups)
+                for row_preset, row_groups in preset.resolved_rows(overrides)]
+    else:
+        rows = [(preset.with_overrides(overrides), groups)]
+    if "threads" not in overrides:
+        overrides["threads"] = str(threads_per_job(jobs))
+    plan: list[SweepJob] = []
+    for row_preset, row_groups in rows:
+        plan.extend(_jobs_for(row_preset, out, overrides, seeds, row_groups, overwrite))
+    labels = [job.label for job in plan]
+    if len(labels) != len(set(labels)):
+        raise ConfigError(f"sweep of {preset_name!r} lists a run twice")
+    return plan
+
+
+def _jobs_for(
+    preset: Preset,
+    out: Path,
+    overrides: Mapping[str, str],
+    seeds: int | None,
+    groups: Sequence[str] | None,
+    overwrite: bool,
+) -> list[SweepJob]:
+    jobs = []
+    for group in preset.sweep_groups(groups):
+        for seed in range(seeds if seeds is not None else preset.seeds):
+            config = preset.run_config(group.name, seed)
+            command = [sys.executable, "-m", "lcam", "train", preset.name, "--group",
+                       group.name, "--seed", str(seed), "--out", str(out), "--no-progress",
+                       "--overwrite" if overwrite else "--resume"]
+            for key, value in overrides.items():
+                command += ["--set", f"{key}={value}"]
+            jobs.append(SweepJob(preset.name, group.name, seed, run_directory(out, config),
+                                 tuple(command)))
+    return jobs
+
+
+def run_sweep(
+    plan: Sequence[SweepJob],
+    *,
+    jobs: int = 1,
+    skip_finished: bool = True,
+    log: Callable[[str], None] | None = None,
+    poll_seconds: float = 0.2,
+) -> SweepSummary:
+    """Run ``plan`` with at most ``jobs`` worker processes at a time.
+
+    Finished runs are skipped when ``skip_finished``; every other job runs its command
+    (which resumes from a checkpoint when there is one). Returns once all are done.
+    """
+    if jobs < 1:
+        raise ConfigError(f"invalid --jobs: {jobs} (must be >= 1)")
+    write = log or (lambda line: print(line, flush=True))
+    summary = SweepSummary()
+    waiting: list[SweepJob] = []
+    for job in plan:
+        if skip_finished and job.run_dir.is_finished():
+            summary.skipped.append(job)
+        else:
+            waiting.append(job)
+    write(f"sweep: {len(plan)} run(s), {len(summary.skipped)} already finished, "
+          f"{len(waiting)} to run, {jobs} at a time")
+    running: list[tuple[SweepJob, subprocess.Popen[bytes], float]] = []
+    total, done = len(waiting), 0
+    waiting.reverse()
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            job = waiting.pop()
+            running.append((job, _launch(job), time.perf_counter()))
+        time.sleep(poll_seconds)
+        still_running = []
+        for job, process, started in running:
+            code = process.poll()
+            if code is None:
+                still_running.append((job, process, started))
+                continue
+            done += 1
+            seconds = time.perf_counter() - started
+            if code == 0:
+                summary.finished.append(job)
+                write(f"[{done}/{total}] {job.label} finished ({seconds:.0f}s)")
+            else:
+                summary.failed.append((job, code))
+                write(f"[{done}/{total}] {job.label} FAILED with exit status {code} "
+                      f"(log: {job.run_dir.log})")
+        running = still_running
+    return summary
+
+
+def _launch(job: SweepJob) -> subprocess.Popen[bytes]:
+    job.run_dir.path.mkdir(parents=True, exist_ok=True)
+    with open(job.run_dir.log, "ab") as log:
+        log.write(f"$ {' '.join(job.command)}\n".encode())
+        log.flush()
+        return subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
