@@ -197,3 +197,43 @@ def test_pickle_that_would_run_code_is_refused(
     with pytest.raises(DatasetCorruptError, match=r"refusing to load global \w+\.print"):
         load_data("cifar10", root=tmp_path)
     assert "must never run" not in capsys.readouterr().out
+
+
+def _archive_of(folder_parent: Path) -> bytes:
+    """cifar-10-python.tar.gz as the page serves it: the folder at the archive root."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(folder_parent / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    return buffer.getvalue()
+
+
+def test_download_verifies_the_md5_and_extracts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import io
+    from dataclasses import replace
+
+    from lcam.harness.data import cifar
+
+    write_cifar10(tmp_path / "source")
+    archive = _archive_of(tmp_path / "source")
+    requested: list[str] = []
+
+    def fake_urlopen(url: str) -> io.BytesIO:  # no network in tests
+        requested.append(url)
+        return io.BytesIO(archive)
+
+    monkeypatch.setattr(cifar.urllib.request, "urlopen", fake_urlopen)
+    with pytest.raises(DatasetCorruptError, match="MD5"):
+        cifar.load_cifar(cifar.CIFAR10, tmp_path / "wrong", download_missing=True)
+    assert requested == ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"]
+
+    layout = replace(cifar.CIFAR10, md5=hashlib.md5(archive).hexdigest())
+    bundle = cifar.load_cifar(layout, tmp_path / "data", download_missing=True)
+    assert (tmp_path / "data" / "cifar-10-batches-py" / "test_batch").is_file()
+    assert len(bundle.train) == 5 * TRAIN_PER_BATCH
+    assert not list((tmp_path / "data").glob("tmp*"))  # the scratch download is gone

@@ -167,7 +167,7 @@ def _read_batch(path: Path, layout: CifarLayout, root: Path) -> Split:
         raise corrupt(f"has b'data' of shape {data.shape}, expected (N, 3072)")
     labels = np.asarray(content[layout.label_key])
     if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
-        raise corrupt(f"has {len(labels)} labels for {len(data)} images")
+        raise corrupt(f"does not have {len(data)} integer labels, one per image")
     if len(labels) and not (0 <= labels.min() and labels.max() < layout.num_classes):
         raise corrupt(f"has labels outside [0, {layout.num_classes})")
     inputs = torch.from_numpy(np.ascontiguousarray(data).reshape(-1, 3, 32, 32).copy())
