@@ -167,3 +167,12 @@ def test_undecodable_wav_is_corrupt_and_named(tmp_path: Path) -> None:
     (tmp_path / "yes" / "speaker0_nohash_0.wav").write_bytes(b"RIFF not really a wav")
     with pytest.raises(DatasetCorruptError, match="yes/speaker0_nohash_0.wav"):
         load_data("speechcommands", root=tmp_path)
+
+
+def test_new_label_folder_invalidates_the_cache(tmp_path: Path) -> None:
+    write_tree(tmp_path)
+    first = load_data("speechcommands", root=tmp_path)
+    (tmp_path / "bed").mkdir()  # sorts first: every label index shifts by one
+    second = load_data("speechcommands", root=tmp_path)
+    assert second.class_names == ("bed", "no", "up", "yes")
+    assert torch.equal(second.train.targets, first.train.targets + 1)

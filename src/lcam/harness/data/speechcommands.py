@@ -27,8 +27,9 @@ Decoding
 Cache
     Decoding the 95,000 clips takes a minute or two, so the tensors are saved next to
     the data, ``ROOT/lcam-speechcommands-8k-<key>.pt``, where ``<key>`` hashes the
-    split membership, the sizes of all files and the decoding settings: adding,
-    removing or replacing a file, or editing a list, makes a new cache. A cache that
+    label names, the split membership, the sizes of all files and the decoding
+    settings: adding, removing or replacing a file or a label folder, or editing a
+    list, makes a new cache. A cache that
     cannot be read is rebuilt; a folder that cannot be written only costs the
     speed-up (a warning says so). ``cache=False`` neither reads nor writes it.
 """
@@ -134,8 +135,9 @@ def _decode_all(folder: Path, files: list[str], labels: dict[str, int], what: st
     return Split(inputs, targets)
 
 
-def _cache_key(folder: Path, train: list[str], test: list[str]) -> str:
+def _cache_key(folder: Path, names: list[str], train: list[str], test: list[str]) -> str:
     digest = hashlib.sha256(f"{CACHE_FORMAT}:{SAMPLE_RATE}:{CLIP_SAMPLES}\n".encode())
+    digest.update(("\t".join(names) + "\n").encode())  # label indices depend on all names
     for split_name, files in (("train", train), ("test", test)):
         for relative in files:
             size = (folder / relative).stat().st_size
@@ -225,7 +227,7 @@ def load_speechcommands(*, root: Path, seed: int, cache: bool = True) -> DataBun
     train_files = [c for c in clips if c not in testing and c not in validation]
     test_files = [c for c in clips if c in testing]
 
-    path = cache_path(folder, _cache_key(folder, train_files, test_files))
+    path = cache_path(folder, _cache_key(folder, names, train_files, test_files))
     splits = (
         _load_cache(path, len(train_files), len(test_files)) if cache and path.is_file() else None
     )
