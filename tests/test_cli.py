@@ -69,7 +69,7 @@ def test_train_runs_and_refuses_a_different_config_without_overwrite(
     run_dir = tmp_path / "digits" / "m0.9_0.95" / "seed3"
     assert f"{run_dir}: finished 2 epochs" in capsys.readouterr().out
     assert main([*base, "--lr", "0.2"]) == 2
-    assert "lr: 0.05 (saved) != 0.2 (now)" in capsys.readouterr().err
+    assert "lr: 0.1 (saved) != 0.2 (now)" in capsys.readouterr().err
     assert main([*base, "--lr", "0.2", "--overwrite"]) == 0
     assert json.loads((run_dir / "config.json").read_text())["config"]["lr"] == 0.2
 

@@ -60,7 +60,7 @@ def test_lcam_run_writes_the_contract_files(tmp_path: Path) -> None:
     rows = _metrics(run_dir)
     assert [set(row) for row in rows] == [METRIC_KEYS] * 3
     assert [row["epoch"] for row in rows] == [0, 1, 2]
-    assert [row["lr"] for row in rows] == [0.05, 0.01, 0.002]  # x0.2 from epochs 1 and 2
+    assert [row["lr"] for row in rows] == [0.1, 0.02, 0.004]  # x0.2 from epochs 1 and 2
     assert [row["steps"] for row in rows] == [3, 3, 3]  # 192 samples / batch 64
     for row in rows:
         assert row["fraction_above"] in (0.0, 1 / 3, 2 / 3, 1.0)
@@ -179,4 +179,4 @@ def test_tensorboard_option_writes_event_files(tmp_path: Path) -> None:
     tags = set(accumulator.Tags()["scalars"])
     assert {"TestError / Epoch", "TrainLoss / Epoch", "Learning Rate / Epoch",
             "Weight Decay / Epoch", "FractionAbove / Epoch"} <= tags
-    assert accumulator.Scalars("Learning Rate / Epoch")[0].value == pytest.approx(0.05)
+    assert accumulator.Scalars("Learning Rate / Epoch")[0].value == pytest.approx(0.1)

@@ -68,4 +68,4 @@ def test_sweep_runs_skips_finished_resumes_partial_and_reports_failures(
     assert status == 1
     out = capsys.readouterr().out
     assert "1 failed" in out and "FAILED digits/m0.9/seed0 (exit status 2)" in out
-    assert "different configuration (config.lr: 0.5 (saved) != 0.05 (now))" in out
+    assert "different configuration (config.lr: 0.5 (saved) != 0.1 (now))" in out

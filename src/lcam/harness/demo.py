@@ -16,7 +16,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -45,10 +45,16 @@ def _run_one(config: RunConfig, out: str) -> str:
     return outcome.start
 
 
-def run_demo(out: Path, *, jobs: int | None = None) -> int:
-    """Run the demo into ``out``; print the summary table and write the report."""
+def run_demo(
+    out: Path, *, jobs: int | None = None, overrides: Mapping[str, str] | None = None
+) -> int:
+    """Run the demo into ``out``; print the summary table and write the report.
+
+    ``jobs`` worker processes (default: ``min(2, CPU count)``), each with
+    ``CPU count // jobs`` torch threads; ``overrides`` change the preset (for tests).
+    """
     started = time.perf_counter()
-    preset = get_single_preset(DEMO_PRESET)
+    preset = get_single_preset(DEMO_PRESET).with_overrides(overrides or {})
     cpus = os.cpu_count() or 1
     jobs = jobs or min(2, cpus)
     configs = demo_configs(preset, threads=max(1, cpus // jobs))
@@ -70,37 +76,46 @@ def run_demo(out: Path, *, jobs: int | None = None) -> int:
 
 
 def summary_table(out: Path, configs: Sequence[RunConfig]) -> str:
-    """Final test error per group (mean and sample std over seeds), as a text table."""
-    rows: dict[str, list[dict[str, float | None]]] = {}
+    """Final test error per group (mean ± sample std over seeds), as a text table.
+
+    ``above`` is the mean fraction of steps that used ``momentum_above`` (LCAM only).
+    """
+    finals: dict[str, list[float]] = {}
+    bests: dict[str, list[float]] = {}
+    above: dict[str, list[float]] = {}
     groups = {}
     for config in configs:
         run = run_directory(out, config)
         result = json.loads(run.result.read_text(encoding="utf-8"))
         lines = [json.loads(line) for line in run.metrics.read_text().splitlines() if line]
+        name = config.group.name
+        groups[name] = config.group
+        finals.setdefault(name, []).append(float(result["final_test_error"]))
+        bests.setdefault(name, []).append(float(result["best_test_error"]))
         fractions = [ln["fraction_above"] for ln in lines if ln["fraction_above"] is not None]
-        rows.setdefault(config.group.name, []).append({
-            "final": result["final_test_error"], "best": result["best_test_error"],
-            "above": sum(fractions) / len(fractions) if fractions else None,
-        })
-        groups[config.group.name] = config.group
-    header = (f"{'group':<22}{'optimizer / momentum':<26}{'seeds':>6}"
-              f"{'final test error %':>22}{'best %':>9}{'above':>7}")
-    table = [header, "-" * len(header)]
-    for name, results in rows.items():
+        if fractions:
+            above.setdefault(name, []).append(sum(fractions) / len(fractions))
+    rows = [("group", "optimizer, momentum", "seeds", "final test error %", "best %", "above")]
+    for name, errors in finals.items():
         group = groups[name]
         if group.optimizer == "lcam":
-            momentum = f"LCAM {group.momentum_below:g} below/{group.momentum_above:g} above"
+            momentum = f"LCAM {group.momentum_below:g} below, {group.momentum_above:g} above"
         else:
             momentum = f"SGD {group.momentum:.4g}"
-        finals = [float(r["final"]) for r in results]  # type: ignore[arg-type]
-        spread = statistics.stdev(finals) if len(finals) > 1 else 0.0
-        best = statistics.mean(float(r["best"]) for r in results)  # type: ignore[arg-type]
-        above = [r["above"] for r in results if r["above"] is not None]
-        above_text = f"{statistics.mean(above):.2f}" if above else "-"  # type: ignore[arg-type]
-        table.append(f"{name:<22}{momentum:<26}{len(finals):>6}"
-                     f"{statistics.mean(finals):>15.2f} ± {spread:<4.2f}{best:>9.2f}"
-                     f"{above_text:>7}")
-    return "\n".join(table)
+        spread = statistics.stdev(errors) if len(errors) > 1 else 0.0
+        rows.append((name, momentum, str(len(errors)),
+                     f"{statistics.mean(errors):.2f} ± {spread:.2f}",
+                     f"{statistics.mean(bests[name]):.2f}",
+                     f"{statistics.mean(above[name]):.2f}" if name in above else "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for number, row in enumerate(rows):
+        cells = [cell.ljust(w) if i < 2 else cell.rjust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells))
+        if number == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def _write_report(runs: Path) -> int:

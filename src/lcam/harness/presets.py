@@ -271,8 +271,8 @@ def _digits() -> Preset:
         description="Demo: sklearn digits (real, shipped with scikit-learn), small CNN, "
                     "paper groups + balanced pairs + controls; minutes on a laptop CPU",
         settings=RunSettings(
-            data="digits", model="digits-cnn", epochs=30, batch_size=64, eval_batch_size=512,
-            lr=0.05, weight_decay=5e-4, schedule="step", milestones=(15, 22), gamma=0.2,
+            data="digits", model="digits-cnn", epochs=30, batch_size=128, eval_batch_size=512,
+            lr=0.1, weight_decay=5e-4, schedule="step", milestones=(6, 12, 18), gamma=0.2,
             decision="lagged", augment=False,
         ),
         groups=FIGURE_GROUPS
@@ -280,9 +280,14 @@ def _digits() -> Preset:
         seeds=3,
         control=True,
         notes=(
-            "Not a paper experiment: the same protocol (groups, lagged LCAM decision, "
-            "x0.2 step schedule, weight decay 5e-4, seeds, control) at a size that "
-            "finishes in seconds per run.",
+            "Not a paper experiment: the Fig. 3 protocol (lr 0.1, batch 128, weight decay "
+            "5e-4, lagged LCAM decision, the four groups) on a task that trains in seconds.",
+            "The schedule is Fig. 3's compressed 5x: 150 epochs with x0.2 from epoch "
+            "indices 31/61/91 become 30 epochs with x0.2 from 6/12/18.",
+            "Fixed momentum 0.9 reaches about 2.5-3% test error (360 test images: one "
+            "image is 0.28 points), so group differences are small next to the seed "
+            "spread; the report's tests say so.",
+            "No augmentation (mirrored or shifted digits change meaning).",
             "Controls are matched at control_fraction_above=0.5, so a pair and its swap "
             "(m0.95_0.9 / m0.9_0.95) have the same control momentum.",
         ),
