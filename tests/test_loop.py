@@ -180,3 +180,14 @@ def test_tensorboard_option_writes_event_files(tmp_path: Path) -> None:
     assert {"TestError / Epoch", "TrainLoss / Epoch", "Learning Rate / Epoch",
             "Weight Decay / Epoch", "FractionAbove / Epoch"} <= tags
     assert accumulator.Scalars("Learning Rate / Epoch")[0].value == pytest.approx(0.1)
+
+
+def test_bf16_autocast_and_channels_last_options_train(tmp_path: Path) -> None:
+    config = _config("m0.95_0.9", epochs="1", amp="bf16", channels_last="true")
+    _run(config, tmp_path)
+    (row,) = _metrics(tmp_path / "digits/m0.95_0.9/seed0")
+    assert math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])
+    saved = json.loads((tmp_path / "digits/m0.95_0.9/seed0/config.json").read_text())
+    assert (saved["config"]["amp"], saved["config"]["channels_last"]) == ("bf16", True)
+    weights = load_checkpoint(tmp_path / "digits/m0.95_0.9/seed0/checkpoint.pt")["model"]
+    assert all(w.dtype in (torch.float32, torch.int64) for w in weights.values())

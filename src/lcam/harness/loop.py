@@ -41,7 +41,13 @@ from lcam.harness.checkpoint import (
 from lcam.harness.components import build_model_for, load_bundle, resolve_device, validate_names
 from lcam.harness.config import GroupSpec, RunConfig, RunSettings
 from lcam.harness.data import BatchLoader, DataBundle
-from lcam.harness.metrics import EpochMetrics, MetricsLog, RunResult, TensorBoardLog
+from lcam.harness.metrics import (
+    EpochMetrics,
+    MetricsLog,
+    RunResult,
+    TensorBoardLog,
+    write_json_atomic,
+)
 from lcam.harness.rundir import (
     RunDirectory,
     Start,
@@ -327,11 +333,10 @@ def run_training(
     if board is not None:
         board.close()
 
+    if not is_main:  # only rank 0 holds the files
+        return RunOutcome(run_dir.path, start, epochs_run, None)
     result = RunResult.from_history(metrics.read(), trainer.seconds)
-    if is_main:
-        from lcam.harness.metrics import write_json_atomic
-
-        write_json_atomic(run_dir.result, result.to_json())
+    write_json_atomic(run_dir.result, result.to_json())
     return RunOutcome(run_dir.path, start, epochs_run, result)
 
 
