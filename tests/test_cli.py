@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from lcam.cli import main
 from lcam.harness.presets import preset_names
@@ -49,6 +50,11 @@ def test_presets_show_prints_the_resolved_config(capsys: pytest.CaptureFixture[s
     (["train", "table1", "--group", "m0.9", "--out", "x"], "composite"),
     (["sweep", "digits", "--out", "x", "--groups", "m0.9,bogus"], "unknown group 'bogus'"),
     (["train", "digits", "--group", "m0.9", "--out", "x", "--set", "lr"], "KEY=VALUE"),
+    (["train", "vit-cifar10", "--group", "m0.9", "--out", "x", "--set", "model_options.size=3"],
+     "unknown model option 'size' for 'vit-b16'; valid model options: pretrained, image_size"),
+    pytest.param(["train", "digits", "--group", "m0.9", "--out", "x", "--device", "cuda"],
+                 "CUDA is not available", marks=pytest.mark.skipif(
+                     torch.cuda.is_available(), reason="this machine has CUDA")),
 ])
 def test_invalid_names_exit_2_with_the_valid_ones(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,

@@ -307,6 +307,7 @@ def run_training(
     write = log or (lambda line: print(line, file=sys.stderr, flush=True))
     settings = config.settings
     validate_names(settings)
+    resolve_device(settings.device)  # an unusable device fails before any file is touched
     run_dir = run_directory(out, config)
     is_main = distributed.rank == 0
     start = prepare_run_directory(run_dir, config, resume=resume, overwrite=overwrite)
