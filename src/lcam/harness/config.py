@@ -21,6 +21,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 __all__ = [
     "AMP_MODES",
+    "BATCH_NORM_MODES",
     "DECISIONS",
     "RUNTIME_FIELDS",
     "SCHEDULES",
@@ -40,10 +41,12 @@ ScheduleName = Literal["step", "cdlr", "cosine", "constant"]
 Decision = Literal["current", "lagged"]
 LossAverage = Literal["epoch", "ema"]
 AmpMode = Literal["none", "bf16"]
+BatchNormMode = Literal["plain", "sync"]
 
 SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
 DECISIONS: tuple[str, ...] = get_args(Decision)
 AMP_MODES: tuple[str, ...] = get_args(AmpMode)
+BATCH_NORM_MODES: tuple[str, ...] = get_args(BatchNormMode)
 
 
 class ConfigError(ValueError):
@@ -188,6 +191,12 @@ class RunSettings:
         augment: apply the data set's training augmentation.
         amp: ``bf16`` runs forward passes under bf16 autocast (CUDA); ``none`` is fp32.
         channels_last: use the channels-last memory format for 4-D models and inputs.
+        batch_norm: BatchNorm across data-parallel ranks (``torchrun``, see
+            ``docs/SCALE_OUT.md``): ``plain`` normalises each rank's ``batch_size /
+            world_size`` samples with their own statistics (DDP's default; the running
+            statistics are rank 0's); ``sync`` converts BatchNorm layers to
+            ``torch.nn.SyncBatchNorm``, which normalises with the statistics of the whole
+            global batch (CUDA only). No effect in a single process.
 
     Runtime settings (where and how it runs; they may change between a run and its
     resumption, see :data:`RUNTIME_FIELDS`):
@@ -220,6 +229,7 @@ class RunSettings:
     augment: bool = True
     amp: AmpMode = "none"
     channels_last: bool = False
+    batch_norm: BatchNormMode = "plain"
     data_root: str | None = None
     device: str = "auto"
     threads: int | None = None
@@ -254,6 +264,7 @@ class RunSettings:
             ("decision", self.decision, DECISIONS),
             ("loss_average", self.loss_average, ("epoch", "ema")),
             ("amp", self.amp, AMP_MODES),
+            ("batch_norm", self.batch_norm, BATCH_NORM_MODES),
         )
         for setting, choice, valid in choices:
             if choice not in valid:
