@@ -10,20 +10,41 @@ device tensors and read once per epoch; LCAM receives the loss tensor
 (``opt.step(loss=loss)``) and decides on the device.
 
 Distributed training plugs in through :class:`DistributedContext` (rank, world size,
-model wrapping, sum reduction); the default :data:`SINGLE_PROCESS` does nothing. Only
-rank 0 writes files.
+model wrapping, sum reduction, buffer broadcast, barrier); the default
+:data:`SINGLE_PROCESS` does nothing, :class:`lcam.harness.distributed.TorchDistributed`
+is torchrun + DDP. With ``W`` ranks:
+
+- ``batch_size`` is the global batch; each rank trains on its ``batch_size / W`` part
+  (:class:`~lcam.harness.data.BatchLoader`). DDP averages the ranks' gradients; where
+  the last partial batch splits unequally, each rank's loss is weighted
+  (:func:`shard_loss_weights`) so the average is still the gradient of the global-batch
+  mean loss, and the loss LCAM averages over the ranks is the global-batch mean.
+- Train loss, train accuracy and test error come from all-reduced sums, so they equal
+  the single-process values; LCAM's ``fraction_above`` is checked to agree on all ranks.
+- Before evaluating, every rank takes rank 0's buffers (BatchNorm running statistics),
+  so evaluation and checkpoints see the same model everywhere.
+- Only rank 0 inspects, clears or writes the run directory; the others learn its
+  decision (fresh / resume / finished / refused) through a collective. After rank 0
+  has written an epoch's checkpoint all ranks meet at a barrier; on resume every rank
+  loads that checkpoint.
+
+Debugging aid: with the environment variable :data:`RANK_STATE_ENV`
+(``LCAM_RANK_STATE_DIR``) set to a directory, every rank saves its model and optimizer
+``state_dict`` there after every epoch as ``epoch<E>-rank<R>.pt``, so the ranks can be
+compared (``tests/test_distributed.py`` does). It never writes into the run directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import numpy as np
 import torch
@@ -39,7 +60,7 @@ from lcam.harness.checkpoint import (
     save_checkpoint,
 )
 from lcam.harness.components import build_model_for, load_bundle, resolve_device, validate_names
-from lcam.harness.config import GroupSpec, RunConfig, RunSettings
+from lcam.harness.config import ConfigError, GroupSpec, RunConfig, RunSettings
 from lcam.harness.data import BatchLoader, DataBundle
 from lcam.harness.metrics import (
     EpochMetrics,
@@ -50,6 +71,7 @@ from lcam.harness.metrics import (
 )
 from lcam.harness.rundir import (
     RunDirectory,
+    RunDirectoryError,
     Start,
     prepare_run_directory,
     run_directory,
@@ -58,6 +80,7 @@ from lcam.harness.rundir import (
 from lcam.harness.schedules import LrSchedule, build_schedule
 
 __all__ = [
+    "RANK_STATE_ENV",
     "SINGLE_PROCESS",
     "DistributedContext",
     "RunOutcome",
@@ -65,7 +88,11 @@ __all__ = [
     "build_optimizer",
     "run_training",
     "seed_everything",
+    "shard_loss_weights",
 ]
+
+RANK_STATE_ENV = "LCAM_RANK_STATE_DIR"
+"""Environment variable: a directory where every rank saves its state after every epoch."""
 
 
 class DistributedContext(Protocol):
@@ -85,6 +112,14 @@ class DistributedContext(Protocol):
         """The sum of ``tensor`` over all ranks."""
         ...
 
+    def synchronize_buffers(self, module: nn.Module) -> None:
+        """Copy rank 0's buffers (BatchNorm running statistics) into every rank's ``module``."""
+        ...
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here."""
+        ...
+
 
 @dataclass(frozen=True)
 class SingleProcess:
@@ -98,6 +133,12 @@ class SingleProcess:
 
     def all_reduce_sum(self, tensor: Tensor) -> Tensor:
         return tensor
+
+    def synchronize_buffers(self, module: nn.Module) -> None:
+        pass
+
+    def barrier(self) -> None:
+        pass
 
 
 SINGLE_PROCESS = SingleProcess()
@@ -165,6 +206,8 @@ class _Trainer:
         model = build_model_for(settings, bundle).to(self.device)
         if settings.channels_last:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if settings.batch_norm == "sync" and distributed.world_size > 1:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
         self.train_model = distributed.wrap_model(model)
         self.optimizer = build_optimizer(config.group, model.parameters(), settings)
@@ -172,17 +215,24 @@ class _Trainer:
         common = dict(normalize=bundle.normalization, device=self.device, seed=config.seed,
                       rank=distributed.rank, world_size=distributed.world_size,
                       channels_last=settings.channels_last)
+        # A last global batch smaller than the number of ranks would leave a rank with no
+        # sample to train on: only then is it dropped.
+        remainder = len(bundle.train) % settings.batch_size
+        self.drop_last = 0 < remainder < distributed.world_size
         self.train_loader = BatchLoader(
             bundle.train, batch_size=settings.batch_size, shuffle=True,
-            augment=bundle.augment if settings.augment else "none", **common,  # type: ignore[arg-type]
+            augment=bundle.augment if settings.augment else "none", drop_last=self.drop_last,
+            **common,  # type: ignore[arg-type]
         )
+        self.loss_weights = shard_loss_weights(self.train_loader)
         self.test_loader = BatchLoader(
             bundle.test, batch_size=settings.eval_batch_size, shuffle=False, augment="none",
             **common,  # type: ignore[arg-type]
         )
         self.schedule: LrSchedule = build_schedule(settings, self.optimizer,
                                                    steps_per_epoch=len(self.train_loader))
-        self.train_size = len(bundle.train)
+        # Training samples per epoch, all ranks together.
+        self.train_size = len(bundle.train) - (remainder if self.drop_last else 0)
         self.epoch = 0
         self.iteration = 0
         self.seconds = 0.0
@@ -198,11 +248,14 @@ class _Trainer:
         group = optimizer.param_groups[0]
         totals = _Totals.zeros(self.device)
         lr_used = float(group["lr"])
+        weights = self.loss_weights
         model.train()
-        for inputs, targets in batches:
+        for index, (inputs, targets) in enumerate(batches):
             with self.autocast():
                 logits = model(inputs)
                 loss = F.cross_entropy(logits, targets)
+                if weights is not None and weights[index] != 1.0:
+                    loss = loss * weights[index]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             lr_used = float(group["lr"])
@@ -220,13 +273,20 @@ class _Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
-        """Mean per-sample test loss and test error (percent) over all ranks."""
-        model = self.train_model
+        """Mean per-sample test loss and test error (percent) over all ranks.
+
+        Each rank evaluates its share of the test split with the unwrapped model (no
+        collective inside, so a rank left without samples simply skips the batch);
+        the sums are all-reduced.
+        """
+        model = self.model
         model.eval()
         loss = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         count = torch.zeros((), dtype=torch.int64, device=self.device)
         for inputs, targets in self.test_loader.epoch(0):
+            if len(targets) == 0:
+                continue
             with self.autocast():
                 logits = model(inputs)
             loss += F.cross_entropy(logits.float(), targets, reduction="sum")
@@ -242,6 +302,13 @@ class _Trainer:
         if self.lcam is None:
             return None, None
         statistics = self.lcam.statistics()
+        if self.distributed.world_size > 1 and not _same_on_every_rank(
+            self.distributed, [statistics.steps_above, statistics.steps]
+        ):
+            raise RuntimeError(
+                "LCAM took different decisions on different ranks (steps above the "
+                "average differ); was the optimizer built with all_reduce_loss=False?"
+            )
         self.lcam.end_epoch()
         return statistics.fraction_above, statistics.loss_average
 
@@ -268,6 +335,42 @@ class _Trainer:
         self.epoch = int(state["epoch"])
         self.iteration = int(state["iteration"])
         self.seconds = float(state["seconds"])
+
+
+def shard_loss_weights(loader: BatchLoader) -> list[float] | None:
+    """Per batch of an epoch, the factor on this rank's mean loss; ``None`` if all are 1.
+
+    DDP averages the ranks' gradients, so with rank ``r`` holding ``n_r`` of a global
+    batch of ``n`` samples and minimising its mean loss, the update follows
+    ``(1/W) sum_r mean_r``; the single-process update follows the global mean
+    ``sum_r n_r mean_r / n``. They agree when every ``n_r = n / W`` (all full batches:
+    the loader requires ``batch_size % W == 0``). For a last partial batch that splits
+    unequally, weighting rank ``r``'s loss by ``n_r W / n`` makes them agree; the loss
+    LCAM all-reduces and averages is then the global-batch mean as well.
+    """
+    world_size = loader.world_size
+    if world_size == 1:
+        return None
+    size = len(loader.split)
+    weights = []
+    for batch in range(len(loader)):
+        start, stop = loader.rank_positions(batch)
+        global_size = min(loader.batch_size, size - batch * loader.batch_size)
+        weights.append((stop - start) * world_size / global_size)
+    return None if all(weight == 1.0 for weight in weights) else weights
+
+
+def _same_on_every_rank(distributed: DistributedContext, values: list[int]) -> bool:
+    """Whether every rank holds the same integers ``values`` (one collective, exact).
+
+    With ``s1 = sum_r x_r`` and ``s2 = sum_r x_r**2`` over ``W`` ranks,
+    ``W * s2 >= s1**2`` with equality only when all ``x_r`` are equal; so
+    ``s1 == W x`` and ``s2 == W x**2`` on a rank holding ``x`` hold iff all are equal,
+    and every rank reaches the same verdict.
+    """
+    local = torch.tensor([*values, *(v * v for v in values)], dtype=torch.int64)
+    total = distributed.all_reduce_sum(local)
+    return bool(torch.equal(total, local * distributed.world_size))
 
 
 def _json_roundtrip(value: Any) -> Any:
@@ -304,13 +407,17 @@ def run_training(
         RunDirectoryError: the directory holds another configuration or an unfinished
             run and neither ``resume`` nor ``overwrite`` allows touching it.
     """
+    is_main = distributed.rank == 0
     write = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    if not is_main:
+        write = _silent
     settings = config.settings
     validate_names(settings)
-    resolve_device(settings.device)  # an unusable device fails before any file is touched
+    # An unusable device or process layout fails before any file is touched.
+    device = resolve_device(settings.device)
+    _check_distributed(settings, device, distributed)
     run_dir = run_directory(out, config)
-    is_main = distributed.rank == 0
-    start = prepare_run_directory(run_dir, config, resume=resume, overwrite=overwrite)
+    start = _decide_start(run_dir, config, resume, overwrite, distributed)
     if start == "finished":
         write(f"{run_dir.path}: already finished, skipped")
         return RunOutcome(run_dir.path, start, 0, None)
@@ -321,6 +428,10 @@ def run_training(
     metrics = MetricsLog(run_dir.metrics)
     if start == "resume":
         trainer.load_state_dict(load_checkpoint(run_dir.checkpoint, map_location=trainer.device))
+    if trainer.drop_last:
+        remainder = len(trainer.train_loader.split) % settings.batch_size
+        write(f"{run_dir.path}: the last batch of each epoch ({remainder} samples) is dropped: "
+              f"it cannot be split over {distributed.world_size} ranks")
     if is_main:
         write_config(run_dir, config, _runtime(trainer, distributed))
         if start == "resume":
@@ -339,6 +450,62 @@ def run_training(
     result = RunResult.from_history(metrics.read(), trainer.seconds)
     write_json_atomic(run_dir.result, result.to_json())
     return RunOutcome(run_dir.path, start, epochs_run, result)
+
+
+def _silent(line: str) -> None:
+    """The log of ranks other than 0."""
+
+
+def _check_distributed(
+    settings: RunSettings, device: torch.device, distributed: DistributedContext
+) -> None:
+    """Refuse a process layout the run cannot use (before the run directory is touched)."""
+    world_size = distributed.world_size
+    if world_size == 1:
+        return
+    if settings.batch_size % world_size:
+        raise ConfigError(
+            f"batch_size {settings.batch_size} is the global batch and must be divisible by "
+            f"the {world_size} processes"
+        )
+    if settings.batch_norm == "sync" and device.type != "cuda":
+        raise ConfigError(
+            f"batch_norm=sync needs CUDA (torch.nn.SyncBatchNorm has no {device.type} "
+            "implementation); use batch_norm=plain"
+        )
+
+
+_STARTS: tuple[Start, ...] = get_args(Start)
+
+
+def _decide_start(
+    run_dir: RunDirectory,
+    config: RunConfig,
+    resume: bool,
+    overwrite: bool,
+    distributed: DistributedContext,
+) -> Start:
+    """Rank 0 inspects (with ``overwrite``: clears) the run directory; every rank gets its answer.
+
+    The other ranks never look at the directory: rank 0's decision reaches them as a
+    sum over ranks to which only rank 0 contributes (0 = refused). A refusal raises on
+    every rank, rank 0 with the real message.
+    """
+    if distributed.world_size == 1:
+        return prepare_run_directory(run_dir, config, resume=resume, overwrite=overwrite)
+    code, failure = 0, None
+    if distributed.rank == 0:
+        try:
+            code = 1 + _STARTS.index(
+                prepare_run_directory(run_dir, config, resume=resume, overwrite=overwrite))
+        except Exception as error:  # re-raised below, once every rank knows
+            failure = error
+    decided = int(distributed.all_reduce_sum(torch.tensor(code, dtype=torch.int64)))
+    if failure is not None:
+        raise failure
+    if decided == 0:
+        raise RunDirectoryError(f"{run_dir.path}: refused by rank 0 (its message says why)")
+    return _STARTS[decided - 1]
 
 
 def _train_epochs(
@@ -366,6 +533,7 @@ def _train_epochs(
                 totals.steps, 1)
             train_correct = int(reduce(totals.correct))
             train_seconds = time.perf_counter() - started
+            trainer.distributed.synchronize_buffers(trainer.model)
             test_loss, test_error = trainer.evaluate()
             fraction_above, loss_average = trainer.finish_epoch_statistics()
             trainer.schedule.after_epoch()
@@ -386,6 +554,8 @@ def _train_epochs(
                 save_checkpoint(run_dir.checkpoint, trainer.state_dict())
                 if board is not None:
                     board.add_epoch(line)
+            trainer.distributed.barrier()  # every rank moves on once the checkpoint exists
+            _save_rank_state(trainer, epoch)
             message = _epoch_message(label, line, settings.epochs)
             if progress:
                 bars.epoch_done(line)
@@ -394,6 +564,18 @@ def _train_epochs(
     finally:
         bars.close()
     return epochs_run
+
+
+def _save_rank_state(trainer: _Trainer, epoch: int) -> None:
+    """Save this rank's model and optimizer into ``$LCAM_RANK_STATE_DIR`` (if set)."""
+    directory = os.environ.get(RANK_STATE_ENV)
+    if not directory:
+        return
+    rank = trainer.distributed.rank
+    path = Path(directory) / f"epoch{epoch}-rank{rank}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+                "epoch": epoch, "rank": rank}, path)
 
 
 def _epoch_message(label: str, line: EpochMetrics, epochs: int) -> str:
@@ -409,6 +591,7 @@ def _runtime(trainer: _Trainer, distributed: DistributedContext) -> dict[str, An
         "threads": torch.get_num_threads(),
         "world_size": distributed.world_size,
         "steps_per_epoch": len(trainer.train_loader),
+        "drop_last": trainer.drop_last,
     }
 
 
