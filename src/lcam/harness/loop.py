@@ -289,7 +289,9 @@ class _Trainer:
                 continue
             with self.autocast():
                 logits = model(inputs)
-            loss += F.cross_entropy(logits.float(), targets, reduction="sum")
+            # At least float32 (bf16 autocast), float64 models keep float64.
+            loss += F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)),
+                                    targets, reduction="sum")
             correct += (logits.argmax(dim=1) == targets).sum()
             count += len(targets)
         reduce = self.distributed.all_reduce_sum
