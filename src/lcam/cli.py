@@ -3,8 +3,9 @@
 ::
 
     lcam presets [--show NAME]                      list presets / print one resolved
-    lcam train PRESET --group G --seed K --out DIR  one run
+    lcam train PRESET --group G --seed K --out DIR  one run [--nproc N: on N processes]
     lcam sweep PRESET --out DIR [--seeds N] [--jobs J] [--groups a,b] [--control]
+    lcam sweep PRESET --out DIR --print-commands    one shell command per run (clusters)
     lcam demo [--out DIR]                           digits: every group, 3 seeds, report
     lcam report DIR [DIR ...] [--out OUT]           tables, tests and figures
 
@@ -13,6 +14,9 @@ wrn-16-4``, ...) or with ``--set KEY=VALUE`` for any setting (``lcam presets --s
 NAME`` lists them). ``--model`` and ``--data`` also take ``package.module:function``
 to run the same protocol on your own model and data (see
 :mod:`lcam.harness.components`).
+
+Multi-GPU: ``torchrun --nproc_per_node=N -m lcam train ...`` or ``lcam train ...
+--nproc N`` (which launches torchrun); see ``docs/SCALE_OUT.md``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ _OVERRIDE_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--device", "device", "auto, cpu, cuda, cuda:1, ..."),
     ("--amp", "amp", "none or bf16 (bf16 autocast)"),
     ("--threads", "threads", "CPU threads for torch"),
+    ("--batch-norm", "batch_norm",
+     "plain or sync: BatchNorm statistics per process or over the global batch (DDP)"),
 )
 # Boolean settings switched on by a bare flag.
 _SWITCHES: tuple[tuple[str, str, str], ...] = (
@@ -107,6 +113,9 @@ def build_parser(*, report_arguments: bool = True) -> argparse.ArgumentParser:
                        help="replace whatever the run directory holds")
     train.add_argument("--no-progress", dest="progress", action="store_false",
                        help="one line per epoch instead of progress bars")
+    train.add_argument("--nproc", type=int, metavar="N",
+                       help="train data-parallel on N processes of this machine (launches "
+                            "torchrun; one GPU each with --device cuda)")
     _add_overrides(train)
 
     sweep = commands.add_parser("sweep", help="run every group x seed of a preset")
@@ -117,6 +126,11 @@ def build_parser(*, report_arguments: bool = True) -> argparse.ArgumentParser:
     sweep.add_argument("--groups", help="comma-separated group names (default: the preset's)")
     sweep.add_argument("--overwrite", action="store_true",
                        help="start every run over instead of skipping or resuming")
+    sweep.add_argument("--print-commands", action="store_true",
+                       help="print one self-contained shell command per run instead of "
+                            "running them (for a cluster scheduler)")
+    sweep.add_argument("--nproc", type=int, metavar="N",
+                       help="every run trains data-parallel on N processes (torchrun)")
     _add_overrides(sweep)
 
     demo = commands.add_parser("demo", help="digits: every group x 3 seeds, then the report")
@@ -144,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "presets":
             return commands.presets(args.show, _overrides(args))
+        if args.command == "train" and args.nproc not in (None, 1):
+            return commands.launch_train(args.nproc, arguments[1:], preset_name=args.preset,
+                                         group=args.group, seed=args.seed,
+                                         overrides=_overrides(args))
         if args.command == "train":
             return commands.train(args.preset, group=args.group, seed=args.seed, out=args.out,
                                   overrides=_overrides(args), resume=args.resume,
@@ -152,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             groups = args.groups.split(",") if args.groups else None
             return commands.sweep(args.preset, out=args.out, overrides=_overrides(args),
                                   seeds=args.seeds, jobs=args.jobs, groups=groups,
-                                  overwrite=args.overwrite)
+                                  overwrite=args.overwrite, nproc=args.nproc,
+                                  print_commands=args.print_commands)
         if args.command == "demo":
             return commands.demo(out=args.out, jobs=args.jobs)
         if args.command == "report":

@@ -8,12 +8,20 @@ it has one) and returns a :class:`SweepSummary`. A worker's output goes to
 ``train.log`` in its run directory; a failure never stops the other runs.
 
 CPU threads: unless ``threads`` is overridden, each of the ``jobs`` workers gets
-``cpu_count // jobs`` threads, so J workers do not oversubscribe the cores.
+``cpu_count // jobs`` threads (``cpu_count // (jobs * nproc)`` per process with
+``nproc``), so J workers do not oversubscribe the cores.
+
+On a cluster, :func:`job_lines` gives each job's command as one shell line
+(``lcam sweep ... --print-commands``): every line is self-contained (absolute paths,
+every override, ``--resume``) and writes only its own run directory
+``OUT/<preset>/<group>/seed<K>``, so a scheduler may run the lines in any order, on any
+node that sees ``OUT``, and rerun any of them; ``lcam report OUT`` merges the results.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -25,7 +33,8 @@ from lcam.harness.config import ConfigError
 from lcam.harness.presets import CompositePreset, Preset, get_preset
 from lcam.harness.rundir import RunDirectory, run_directory
 
-__all__ = ["SweepJob", "SweepSummary", "plan_sweep", "run_sweep", "threads_per_job"]
+__all__ = ["SweepJob", "SweepSummary", "job_lines", "plan_sweep", "run_sweep",
+           "threads_per_job"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ def plan_sweep(
     groups: Sequence[str] | None = None,
     jobs: int = 1,
     overwrite: bool = False,
+    nproc: int | None = None,
+    split_threads: bool = True,
 ) -> list[SweepJob]:
     """Every run of ``preset_name`` (each row of a composite) as a :class:`SweepJob`.
 
@@ -89,7 +100,12 @@ def plan_sweep(
             rows keep their own groups unless this is given).
         jobs: concurrent workers, used to split the CPU threads.
         overwrite: workers start every run over (``--overwrite``) instead of resuming.
+        nproc: every run trains data-parallel on this many processes (``--nproc``).
+        split_threads: set ``threads`` to this machine's share per process (unless
+            overridden); off for commands that will run on other machines.
     """
+    if nproc is not None and nproc < 1:
+        raise ConfigError(f"invalid --nproc: {nproc} (must be >= 1)")
     overrides = dict(overrides or {})
     preset = get_preset(preset_name)
     rows: list[tuple[Preset, Sequence[str] | None]]
@@ -98,11 +114,12 @@ def plan_sweep(
                 for row_preset, row_groups in preset.resolved_rows(overrides)]
     else:
         rows = [(preset.with_overrides(overrides), groups)]
-    if "threads" not in overrides:
-        overrides["threads"] = str(threads_per_job(jobs))
+    if split_threads and "threads" not in overrides:
+        overrides["threads"] = str(threads_per_job(jobs * (nproc or 1)))
+    launch = ("--nproc", str(nproc)) if nproc is not None and nproc > 1 else ()
     plan: list[SweepJob] = []
     for row_preset, row_groups in rows:
-        plan.extend(_jobs_for(row_preset, out, overrides, seeds, row_groups, overwrite))
+        plan.extend(_jobs_for(row_preset, out, overrides, seeds, row_groups, overwrite, launch))
     labels = [job.label for job in plan]
     if len(labels) != len(set(labels)):
         raise ConfigError(f"sweep of {preset_name!r} lists a run twice")
@@ -116,6 +133,7 @@ def _jobs_for(
     seeds: int | None,
     groups: Sequence[str] | None,
     overwrite: bool,
+    launch: Sequence[str],
 ) -> list[SweepJob]:
     jobs = []
     for group in preset.sweep_groups(groups):
@@ -123,12 +141,17 @@ def _jobs_for(
             config = preset.run_config(group.name, seed)
             command = [sys.executable, "-m", "lcam", "train", preset.name, "--group",
                        group.name, "--seed", str(seed), "--out", str(out), "--no-progress",
-                       "--overwrite" if overwrite else "--resume"]
+                       "--overwrite" if overwrite else "--resume", *launch]
             for key, value in overrides.items():
                 command += ["--set", f"{key}={value}"]
             jobs.append(SweepJob(preset.name, group.name, seed, run_directory(out, config),
                                  tuple(command)))
     return jobs
+
+
+def job_lines(plan: Sequence[SweepJob]) -> list[str]:
+    """Each job's command as one shell-quoted line (``shlex.join``)."""
+    return [shlex.join(job.command) for job in plan]
 
 
 def run_sweep(
