@@ -142,7 +142,8 @@ def test_unknown_names_are_rejected_with_the_valid_ones() -> None:
         get_preset("fig3")
     with pytest.raises(UnknownNameError, match=r"valid groups: m0.9, m0.9_0.95, m0.857_0.93"):
         get_single_preset("cdlr-cifar10").group("m0.95_0.9")
-    with pytest.raises(UnknownNameError, match="valid settings: amp, augment, batch_norm, batch_size"):
+    with pytest.raises(UnknownNameError,
+                       match="valid settings: amp, augment, batch_norm, batch_size"):
         get_single_preset("digits").with_overrides({"epoch": "3"})
     with pytest.raises(UnknownNameError, match="valid schedule values: step, cdlr"):
         get_single_preset("digits").with_overrides({"schedule": "linear"})
