@@ -117,9 +117,13 @@ def sweep(
     from lcam.harness.sweep import job_lines, plan_sweep, run_sweep
 
     if print_commands:
+        from lcam.harness.components import validate_names
+
         plan = plan_sweep(preset_name, out.resolve(), overrides=overrides, seeds=seeds,
                           groups=groups, overwrite=overwrite, nproc=nproc,
                           split_threads=False)
+        for job in plan:  # a typo fails here, not in every job on the cluster
+            validate_names(job.config.settings)
         print("\n".join(job_lines(plan)))
         return 0
     plan = plan_sweep(preset_name, out, overrides=overrides, seeds=seeds, groups=groups,

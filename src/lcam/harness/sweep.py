@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lcam.harness.config import ConfigError
+from lcam.harness.config import ConfigError, RunConfig
 from lcam.harness.presets import CompositePreset, Preset, get_preset
 from lcam.harness.rundir import RunDirectory, run_directory
 
@@ -46,6 +46,7 @@ class SweepJob:
     seed: int
     run_dir: RunDirectory
     command: tuple[str, ...]
+    config: RunConfig
 
     @property
     def label(self) -> str:
@@ -145,7 +146,7 @@ def _jobs_for(
             for key, value in overrides.items():
                 command += ["--set", f"{key}={value}"]
             jobs.append(SweepJob(preset.name, group.name, seed, run_directory(out, config),
-                                 tuple(command)))
+                                 tuple(command), config))
     return jobs
 
 
