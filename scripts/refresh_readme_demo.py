@@ -1,0 +1,103 @@
+"""Regenerate the README's demo table and figure from a `lcam demo` run.
+
+    .venv/bin/python scripts/refresh_readme_demo.py             # runs `lcam demo` if needed
+    .venv/bin/python scripts/refresh_readme_demo.py --runs DIR # use an existing demo output
+
+It copies the report's ``digits_curves.png`` to ``docs/images/``, keeps the numbers the
+table is made of in ``docs/images/demo_summary.json`` (a slice of the report's
+``summary.json``), and rewrites the README between the ``demo-table`` markers. A test
+(`tests/test_readme_demo.py`) renders the table again from that JSON and compares it
+with the README, so the README cannot drift from the numbers by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+IMAGES = ROOT / "docs" / "images"
+SUMMARY = IMAGES / "demo_summary.json"
+FIGURE = IMAGES / "demo_digits_curves.png"
+START, END = "<!-- demo-table:start -->", "<!-- demo-table:end -->"
+
+
+def _error(cell: dict[str, Any]) -> str:
+    return f"{cell['mean']:.2f} ± {cell['std']:.2f}" if cell.get("std") is not None else (
+        f"{cell['mean']:.2f}")
+
+
+def _comparison(test: dict[str, Any] | None) -> str:
+    if not test:
+        return "—"
+    return f"{test['difference']:+.2f} (p={test['p_value']:.2f}, {test['verdict']})"
+
+
+def demo_slice(summary: dict[str, Any]) -> dict[str, Any]:
+    """The part of the report's summary.json that the README table shows."""
+    preset = next(p for p in summary["presets"] if p["preset"] == "digits")
+    keep = ("name", "momentum_text", "role", "final_test_error", "best_test_error",
+            "fraction_above", "vs_fixed", "vs_control")
+    return {
+        "preset": "digits",
+        "epochs": preset["groups"][0]["epochs"],
+        "groups": [{k: g.get(k) for k in keep} for g in preset["groups"]],
+    }
+
+
+def render_table(demo: dict[str, Any]) -> str:
+    """Markdown table of the demo: one row per group."""
+    seeds = demo["groups"][0]["final_test_error"]["n"]
+    lines = [
+        f"Digits preset, {demo['epochs']} epochs, {seeds} seeds per group; test error in % "
+        "(mean ± sample std over seeds); Welch tests on the final errors.",
+        "",
+        "| group | momentum | final test error | best-epoch error | fraction above avg "
+        "| vs m0.9 | vs matched control |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for g in demo["groups"]:
+        above = f"{g['fraction_above']:.2f}" if g.get("fraction_above") is not None else "—"
+        lines.append(
+            f"| {g['name']} | {g['momentum_text']} | {_error(g['final_test_error'])} | "
+            f"{_error(g['best_test_error'])} | {above} | {_comparison(g.get('vs_fixed'))} | "
+            f"{_comparison(g.get('vs_control'))} |"
+        )
+    return "\n".join(lines)
+
+
+def readme_block(readme_text: str) -> str:
+    """The text between the demo-table markers of the README."""
+    start, end = readme_text.index(START) + len(START), readme_text.index(END)
+    return readme_text[start:end].strip("\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "demo")
+    args = parser.parse_args()
+    report_dir = args.runs / "digits"
+    if not (report_dir / "summary.json").exists():
+        subprocess.run([sys.executable, "-m", "lcam", "demo", "--out", str(args.runs)],
+                       check=True)
+    summary = json.loads((report_dir / "summary.json").read_text(encoding="utf-8"))
+    demo = demo_slice(summary)
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    SUMMARY.write_text(json.dumps(demo, indent=1) + "\n", encoding="utf-8")
+    shutil.copyfile(report_dir / "figures" / "digits_curves.png", FIGURE)
+    text = README.read_text(encoding="utf-8")
+    start, end = text.index(START) + len(START), text.index(END)
+    README.write_text(text[:start] + "\n" + render_table(demo) + "\n" + text[end:],
+                      encoding="utf-8")
+    print(f"README demo table and {FIGURE.relative_to(ROOT)} refreshed from {report_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
