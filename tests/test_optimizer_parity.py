@@ -76,37 +76,27 @@ def test_equal_momenta_match_torch_sgd_bitwise(config, impl, lcam_flags, sgd_fla
 PAIRS = [(0.95, 0.9), (0.9, 0.95), (0.857, 0.93), (0.93, 0.857)]  # (below, above)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-@pytest.mark.parametrize("below,above", PAIRS)
-def test_lagged_mode_matches_demo_loop_bitwise(below, above, impl, dtype):
-    model, batches = make_problem(dtype, seed=1)
-    reference = twin(model)
-    flags = IMPLEMENTATIONS[impl]
-    opt = LCAM(model.parameters(), lr=0.1, momentum_above=above, momentum_below=below,
-               weight_decay=5e-4, decision="lagged", **flags)
-    # The demo starts every group at momentum 0.9, whatever its pair.
-    sgd = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4,
-                          **flags)
-    mine = run_lcam(model, opt, batches, epochs=4)
-    theirs = run_demo_loop(reference, sgd, batches, epochs=4, below=below, above=above)
-    assert mine == theirs
-    assert same_parameters(model, reference)
+# decision mode -> (reference loop, data seed): the demo loop for "lagged", eq. (9)
+# for "current"; both drive torch.optim.SGD, starting at the demo's momentum 0.9.
+REFERENCE_LOOPS = {"lagged": (run_demo_loop, 1), "current": (run_eq9_loop, 2)}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("below,above", PAIRS)
-def test_current_mode_matches_eq9_loop_bitwise(below, above, impl, dtype):
-    model, batches = make_problem(dtype, seed=2)
+@pytest.mark.parametrize("decision", list(REFERENCE_LOOPS))
+def test_decision_mode_matches_its_reference_loop_bitwise(decision, below, above, impl, dtype):
+    """lagged == the authors' demo loop; current == eq. (9); 4 epochs with end_epoch()."""
+    reference_loop, seed = REFERENCE_LOOPS[decision]
+    model, batches = make_problem(dtype, seed=seed)
     reference = twin(model)
     flags = IMPLEMENTATIONS[impl]
     opt = LCAM(model.parameters(), lr=0.1, momentum_above=above, momentum_below=below,
-               weight_decay=5e-4, decision="current", **flags)
+               weight_decay=5e-4, decision=decision, **flags)
     sgd = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4,
                           **flags)
     mine = run_lcam(model, opt, batches, epochs=4)
-    theirs = run_eq9_loop(reference, sgd, batches, epochs=4, below=below, above=above)
+    theirs = reference_loop(reference, sgd, batches, epochs=4, below=below, above=above)
     assert mine == theirs
     assert same_parameters(model, reference)
 
