@@ -132,3 +132,13 @@ def test_python_dash_m_lcam_is_the_console_script() -> None:
                                capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["name"] == "digits"
+
+
+def test_abbreviated_options_are_rejected_not_guessed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "digits", "--group", "m0.9", "--out", str(tmp_path), "--epoch", "3"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --epoch 3" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -93,16 +93,21 @@ def build_parser(*, report_arguments: bool = True) -> argparse.ArgumentParser:
     ``report_arguments=False`` leaves the ``report`` subcommand without its arguments,
     which spares every other command the import of the report's plotting stack.
     """
+    # No abbreviations: a mistyped option (``--epoch``) must fail, not guess.
     parser = argparse.ArgumentParser(
-        prog="lcam", description="Loss-Controlled Asymmetric Momentum: rerun the paper's "
-                                 "experiments and report them.")
+        prog="lcam", allow_abbrev=False,
+        description="Loss-Controlled Asymmetric Momentum: rerun the paper's experiments and "
+                    "report them.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    presets = commands.add_parser("presets", help="list presets or show one resolved")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, allow_abbrev=False)
+
+    presets = command("presets", help="list presets or show one resolved")
     presets.add_argument("--show", metavar="NAME", help="print the resolved preset as JSON")
     _add_overrides(presets)
 
-    train = commands.add_parser("train", help="run one training run")
+    train = command("train", help="run one training run")
     train.add_argument("preset")
     train.add_argument("--group", required=True, help="momentum group, e.g. m0.95_0.9")
     train.add_argument("--seed", type=int, default=0)
@@ -118,7 +123,7 @@ def build_parser(*, report_arguments: bool = True) -> argparse.ArgumentParser:
                             "torchrun; one GPU each with --device cuda)")
     _add_overrides(train)
 
-    sweep = commands.add_parser("sweep", help="run every group x seed of a preset")
+    sweep = command("sweep", help="run every group x seed of a preset")
     sweep.add_argument("preset")
     sweep.add_argument("--out", type=Path, required=True, help="output root directory")
     sweep.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: the preset's)")
@@ -133,13 +138,13 @@ def build_parser(*, report_arguments: bool = True) -> argparse.ArgumentParser:
                        help="every run trains data-parallel on N processes (torchrun)")
     _add_overrides(sweep)
 
-    demo = commands.add_parser("demo", help="digits: every group x 3 seeds, then the report")
+    demo = command("demo", help="digits: every group x 3 seeds, then the report")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"),
                       help="output directory (default: runs/demo)")
     demo.add_argument("--jobs", type=int, default=None,
                       help="worker processes (default: min(2, CPU count))")
 
-    report = commands.add_parser("report", help="tables, tests and figures from run dirs")
+    report = command("report", help="tables, tests and figures from run dirs")
     if report_arguments:
         from lcam.report.command import add_arguments
 

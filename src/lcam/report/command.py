@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``lcam report`` as a standalone program."""
-    parser = argparse.ArgumentParser(prog="lcam report", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="lcam report", allow_abbrev=False, description=DESCRIPTION)
     add_arguments(parser)
     return run(parser.parse_args(argv))
