@@ -8,11 +8,11 @@ builder's other keyword arguments; unknown ones are rejected with the accepted l
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -56,38 +56,6 @@ def _build_m11(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     return M11(num_classes, in_channels=input_shape[0])
 
 
-def _build_vit_b16(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, ...],
-    pretrained: str | Path | None = None,
-    image_size: int | None = None,
-) -> nn.Module:
-    return build_vit(
-        "vit-b16",
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pretrained=pretrained,
-        image_size=image_size,
-    )
-
-
-def _build_vit_tiny(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, ...],
-    pretrained: str | Path | None = None,
-    image_size: int | None = None,
-) -> nn.Module:
-    return build_vit(
-        "vit-tiny",
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pretrained=pretrained,
-        image_size=image_size,
-    )
-
-
 def _build_digits_cnn(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     return DigitsCNN(num_classes, tuple(input_shape))
 
@@ -95,8 +63,8 @@ def _build_digits_cnn(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.M
 _MODELS: list[ModelFamily] = [
     ModelFamily(r"wrn-(?P<depth>\d+)-(?P<width>\d+)", "wrn-<depth>-<width>", _build_wrn),
     ModelFamily("m11", "m11", _build_m11),
-    ModelFamily("vit-b16", "vit-b16", _build_vit_b16),
-    ModelFamily("vit-tiny", "vit-tiny", _build_vit_tiny),
+    ModelFamily("vit-b16", "vit-b16", functools.partial(build_vit, "vit-b16")),
+    ModelFamily("vit-tiny", "vit-tiny", functools.partial(build_vit, "vit-tiny")),
     ModelFamily("digits-cnn", "digits-cnn", _build_digits_cnn),
 ]
 
