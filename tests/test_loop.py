@@ -116,11 +116,11 @@ def test_a_crash_between_metrics_line_and_checkpoint_does_not_duplicate_epochs(
     real_save = loop.save_checkpoint
     calls = {"n": 0}
 
-    def crash_on_second_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    def crash_on_second_checkpoint(path: Path, state: dict[str, Any], **options: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt  # after epoch 1's metrics line, before its checkpoint
-        real_save(path, state)
+        real_save(path, state, **options)
 
     monkeypatch.setattr(loop, "save_checkpoint", crash_on_second_checkpoint)
     with pytest.raises(KeyboardInterrupt):

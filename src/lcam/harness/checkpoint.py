@@ -7,9 +7,18 @@ number of finished epochs and iterations, and the data order. The data order nee
 saved generator: :class:`~lcam.harness.data.loader.BatchLoader` draws epoch ``e``'s
 order and augmentation from ``(seed, e)`` alone, so the checkpoint records that pair.
 
-Atomicity: the file is written under a temporary name in the same directory, flushed
-to disk, then renamed over the old one with ``os.replace``; a crash at any moment
-leaves either the previous checkpoint or the new one, never a torn file.
+Atomicity and the previous checkpoint: the new file is written under a temporary name
+in the same directory and flushed to disk (``fsync``); then the current checkpoint is
+renamed to ``checkpoint.prev.pt`` and the temporary file to ``checkpoint.pt`` (both
+``os.replace``), and the directory is synced. A crash at any moment therefore leaves
+
+- before the renames: the old ``checkpoint.pt`` and ``checkpoint.prev.pt``, untouched;
+- between them: no ``checkpoint.pt``, and ``checkpoint.prev.pt`` = the old latest one;
+- after them: the new ``checkpoint.pt`` and the old one as ``checkpoint.prev.pt``;
+
+never a torn file under either name. :func:`load_resume_point` reads the latest
+checkpoint and, when it is missing or unreadable (a disk that lost the end of the file,
+a copy cut short), the previous one, and says why it skipped the latest.
 
 Checkpoints hold only tensors, numbers, strings, lists and dicts, so they load with
 ``torch.load(weights_only=True)``.
@@ -19,6 +28,9 @@ from __future__ import annotations
 
 import os
 import random
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +40,12 @@ import torch
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "NoUsableCheckpointError",
+    "ResumePoint",
     "capture_rng_state",
     "load_checkpoint",
+    "load_resume_point",
+    "previous_checkpoint_path",
     "restore_rng_state",
     "save_checkpoint",
 ]
@@ -37,13 +53,57 @@ __all__ = [
 CHECKPOINT_FORMAT = 1
 """Version of the checkpoint layout; bumped when a key changes meaning."""
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that is missing a key, of another format, or of another run."""
+    """A checkpoint that cannot be used: unreadable, not a checkpoint, another format or run.
+
+    ``path`` is the file and ``problem`` what is wrong with it, phrased to follow the
+    path (``str(error)`` is ``"<path> <problem>"``).
+    """
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path} {problem}")
+        self.path = Path(path)
+        self.problem = problem
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+class NoUsableCheckpointError(CheckpointError):
+    """Neither the latest nor the previous checkpoint can be used; ``problems`` says why."""
+
+    def __init__(self, problems: list[CheckpointError]) -> None:
+        super().__init__(problems[0].path, "; ".join(
+            [problems[0].problem, *(str(problem) for problem in problems[1:])]))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The checkpoint a run resumes from: its ``state``, its ``path`` and, when that is the
+    previous checkpoint, ``skipped``: why the latest one was not used."""
+
+    state: dict[str, Any]
+    path: Path
+    skipped: CheckpointError | None = None
+
+
+def previous_checkpoint_path(path: Path) -> Path:
+    """Where the checkpoint before ``path`` is kept: ``checkpoint.pt`` -> ``checkpoint.prev.pt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save_checkpoint(path: Path, state: dict[str, Any], *, keep_previous: bool = True) -> None:
+    """Write ``state`` to ``path`` atomically, keeping the checkpoint it replaces.
+
+    The temporary file is written and fsynced first; then, with ``keep_previous``, the
+    current ``path`` (if any) becomes :func:`previous_checkpoint_path` and the temporary
+    file becomes ``path``. Without ``keep_previous`` the current file is replaced and
+    the previous checkpoint is left as it is (the loop does that once after resuming
+    from the previous checkpoint, so an unreadable latest file never becomes the
+    "previous" one).
+    """
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -51,6 +111,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             torch.save({"format": CHECKPOINT_FORMAT, **state}, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if keep_previous and path.exists():
+            os.replace(path, previous_checkpoint_path(path))
         os.replace(temporary, path)
     finally:
         if temporary.exists():
@@ -59,15 +121,77 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path, *, map_location: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`."""
-    state = torch.load(Path(path), map_location=map_location, weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        CheckpointError: the file is missing, empty, truncated, corrupt, not an lcam
+            checkpoint or of another checkpoint format; the message says which.
+    """
+    path = Path(path)
+    _check_readable(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch reports a damaged file with many exception types
+        first = str(error).strip().split(". ")[0].splitlines()[0] if str(error).strip() else ""
+        detail = f"torch.load: {type(error).__name__}" + (f": {first}" if first else "")
+        raise CheckpointError(path, f"is corrupt ({detail})") from error
+    if not isinstance(state, dict) or "format" not in state:
+        held = "a dict without a 'format' key" if isinstance(state, dict) else (
+            f"a {type(state).__name__}")
+        raise CheckpointError(path, f"is not an lcam checkpoint (it holds {held})")
+    if state["format"] != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{path}: checkpoint format {found!r}, expected {CHECKPOINT_FORMAT} "
-            "(written by another lcam version; rerun with --overwrite)"
-        )
+            path, f"has checkpoint format {state['format']!r}, expected {CHECKPOINT_FORMAT} "
+            "(written by another lcam version)")
     return state
+
+
+def load_resume_point(
+    path: Path,
+    *,
+    map_location: torch.device | str = "cpu",
+    check: Callable[[Path, dict[str, Any]], None] | None = None,
+) -> ResumePoint:
+    """The latest usable checkpoint: ``path``, else :func:`previous_checkpoint_path`.
+
+    ``check(path, state)`` may reject a checkpoint that loads (for example one of
+    another configuration) by raising :class:`CheckpointError`. Nothing is written.
+
+    Raises:
+        NoUsableCheckpointError: neither file can be used; ``problems`` holds both reasons.
+    """
+    problems: list[CheckpointError] = []
+    for candidate in (Path(path), previous_checkpoint_path(path)):
+        try:
+            state = load_checkpoint(candidate, map_location=map_location)
+            if check is not None:
+                check(candidate, state)
+        except CheckpointError as problem:
+            problems.append(problem)
+            continue
+        return ResumePoint(state, candidate, problems[0] if problems else None)
+    raise NoUsableCheckpointError(problems)
+
+
+def _check_readable(path: Path) -> None:
+    """Name the usual damage before torch does: missing, empty, cut short, not a torch file."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(len(_ZIP_MAGIC))
+    except FileNotFoundError:
+        raise CheckpointError(path, "is missing") from None
+    except OSError as error:
+        raise CheckpointError(path, f"cannot be read ({error.strerror or error})") from error
+    if size == 0:
+        raise CheckpointError(path, "is empty (0 bytes)")
+    if head != _ZIP_MAGIC:
+        raise CheckpointError(
+            path, "is not an lcam checkpoint (not a file written by torch.save)")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            path, f"is truncated ({size} bytes, without the index that ends every complete "
+            "checkpoint)")
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -3,7 +3,15 @@
 Per epoch: train over the loader's batches, evaluate on the test split, append one
 line to ``metrics.jsonl``, then write the checkpoint (in that order; on resume the
 metrics are cut back to the checkpoint's epoch count, so a crash between the two
-cannot duplicate a line). ``result.json`` marks the end.
+cannot duplicate a line). ``result.json`` marks the end; the previous checkpoint
+(``checkpoint.prev.pt``) is then deleted, a finished run needs only the latest.
+
+Resume reads ``checkpoint.pt`` or, when that is missing or unreadable, the previous
+checkpoint (:func:`~lcam.harness.checkpoint.load_resume_point`), and says so in a
+warning naming both files and the epoch it continues after. Everything is checked
+before the first write: a run that cannot be resumed raises
+:class:`~lcam.harness.rundir.RunDirectoryError` (both files and what is wrong with
+them, and ``--overwrite`` as the way out) and leaves the run directory as it was.
 
 The hot loop has no host synchronisation: losses and correct counts are summed as
 device tensors and read once per epoch; LCAM receives the loss tensor
@@ -54,8 +62,10 @@ from torch import Tensor, nn
 from lcam import LCAM
 from lcam.harness.checkpoint import (
     CheckpointError,
+    NoUsableCheckpointError,
+    ResumePoint,
     capture_rng_state,
-    load_checkpoint,
+    load_resume_point,
     restore_rng_state,
     save_checkpoint,
 )
@@ -236,6 +246,8 @@ class _Trainer:
         self.epoch = 0
         self.iteration = 0
         self.seconds = 0.0
+        # False for the first checkpoint after resuming from the previous one.
+        self.keep_previous_checkpoint = True
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.settings.amp == "bf16":
@@ -328,8 +340,7 @@ class _Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["config"] != _json_roundtrip(self.config.experiment_json()):
-            raise CheckpointError("the checkpoint belongs to another configuration")
+        """Continue from ``state``, a checkpoint :func:`_resume_point` has checked."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -337,6 +348,69 @@ class _Trainer:
         self.epoch = int(state["epoch"])
         self.iteration = int(state["iteration"])
         self.seconds = float(state["seconds"])
+
+
+_CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "rng", "epoch", "iteration", "seconds",
+                    "config")
+
+
+def _resume_point(trainer: _Trainer, run_dir: RunDirectory, metrics: MetricsLog) -> ResumePoint:
+    """The checkpoint to resume from, checked on every rank before anything is written.
+
+    Each rank reads the checkpoint files itself (they are where rank 0 wrote them);
+    one collective makes sure all ranks chose the same file, so that either all of
+    them resume from it or all of them stop. Rank 0 also checks that ``metrics.jsonl``
+    holds every epoch the chosen checkpoint covers (it is cut back to them later).
+    """
+    expected = _json_roundtrip(trainer.config.experiment_json())
+
+    def check(path: Path, state: dict[str, Any]) -> None:
+        missing = [key for key in _CHECKPOINT_KEYS if key not in state]
+        if missing:
+            raise CheckpointError(path, f"is not a checkpoint of an lcam run (it lacks "
+                                        f"{', '.join(missing)})")
+        if state["config"] != expected:
+            raise CheckpointError(path, "belongs to another configuration than config.json")
+
+    failure: RunDirectoryError | None = None
+    code = 2
+    try:
+        point = load_resume_point(run_dir.checkpoint, map_location=trainer.device, check=check)
+        if trainer.distributed.rank == 0:
+            _check_metrics_cover(run_dir, metrics, point)
+        code = 0 if point.skipped is None else 1
+    except NoUsableCheckpointError as error:
+        problems = " and ".join(str(problem) for problem in error.problems)
+        failure = RunDirectoryError(
+            f"cannot resume {run_dir.path}: {problems}; pass --overwrite to start the run "
+            "over (this deletes its metrics and checkpoints)")
+    except RunDirectoryError as error:
+        failure = error
+    distributed = trainer.distributed
+    if distributed.world_size > 1 and not _same_on_every_rank(distributed, [code]):
+        failure = failure or RunDirectoryError(
+            f"cannot resume {run_dir.path}: rank {distributed.rank} chose "
+            f"{'the latest' if code == 0 else 'the previous'} checkpoint, another rank did "
+            "not (do all ranks see the same run directory?)")
+    if failure is not None:
+        raise failure
+    return point
+
+
+def _check_metrics_cover(run_dir: RunDirectory, metrics: MetricsLog, point: ResumePoint) -> None:
+    """``metrics.jsonl`` must hold epochs ``0 .. E-1`` of a checkpoint taken after ``E``."""
+    epochs = int(point.state["epoch"])
+    try:
+        logged = [row["epoch"] for row in metrics.read()]
+    except (ValueError, KeyError, TypeError) as error:
+        raise RunDirectoryError(
+            f"cannot resume {run_dir.path}: {run_dir.metrics} is not a metrics log "
+            f"({error}); pass --overwrite to start the run over") from error
+    if [epoch for epoch in logged if epoch < epochs] != list(range(epochs)):
+        raise RunDirectoryError(
+            f"cannot resume {run_dir.path}: {run_dir.metrics} holds epochs {logged}, but "
+            f"{point.path} covers epochs 0-{epochs - 1}; pass --overwrite to start the run "
+            "over")
 
 
 def shard_loss_weights(loader: BatchLoader) -> list[float] | None:
@@ -407,7 +481,9 @@ def run_training(
 
     Raises:
         RunDirectoryError: the directory holds another configuration or an unfinished
-            run and neither ``resume`` nor ``overwrite`` allows touching it.
+            run and neither ``resume`` nor ``overwrite`` allows touching it, or (with
+            ``resume``) neither its latest nor its previous checkpoint can be used; the
+            directory is then left unchanged.
     """
     is_main = distributed.rank == 0
     write = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -429,7 +505,14 @@ def run_training(
     trainer = _Trainer(config, distributed)
     metrics = MetricsLog(run_dir.metrics)
     if start == "resume":
-        trainer.load_state_dict(load_checkpoint(run_dir.checkpoint, map_location=trainer.device))
+        point = _resume_point(trainer, run_dir, metrics)
+        trainer.load_state_dict(point.state)
+        if point.skipped is not None:
+            # The unreadable latest file is replaced by the next checkpoint, not kept as
+            # the "previous" one: the good previous checkpoint stays until then.
+            trainer.keep_previous_checkpoint = False
+            write(f"{run_dir.path}: warning: {point.skipped}; resuming from the previous "
+                  f"checkpoint {point.path} instead, after epoch {trainer.epoch - 1}")
     if trainer.drop_last:
         remainder = len(trainer.train_loader.split) % settings.batch_size
         write(f"{run_dir.path}: the last batch of each epoch ({remainder} samples) is dropped: "
@@ -451,6 +534,7 @@ def run_training(
         return RunOutcome(run_dir.path, start, epochs_run, None)
     result = RunResult.from_history(metrics.read(), trainer.seconds)
     write_json_atomic(run_dir.result, result.to_json())
+    run_dir.previous_checkpoint.unlink(missing_ok=True)  # only an unfinished run resumes
     return RunOutcome(run_dir.path, start, epochs_run, result)
 
 
@@ -553,7 +637,9 @@ def _train_epochs(
             epochs_run += 1
             if trainer.distributed.rank == 0:
                 metrics.append(line)
-                save_checkpoint(run_dir.checkpoint, trainer.state_dict())
+                save_checkpoint(run_dir.checkpoint, trainer.state_dict(),
+                                keep_previous=trainer.keep_previous_checkpoint)
+                trainer.keep_previous_checkpoint = True
                 if board is not None:
                     board.add_epoch(line)
             trainer.distributed.barrier()  # every rank moves on once the checkpoint exists

@@ -3,7 +3,10 @@
 :func:`prepare_run_directory` decides, before anything is computed, whether a run
 starts fresh, resumes from its checkpoint, is already finished, or must be refused:
 an output directory holding a *different* configuration is never overwritten unless
-``overwrite`` is set, and a partial run is continued only with ``resume``.
+``overwrite`` is set, and a partial run is continued only with ``resume``. Which
+checkpoint a resumed run continues from (``checkpoint.pt``, or ``checkpoint.prev.pt``
+when the latest one is unreadable) is decided by
+:func:`lcam.harness.checkpoint.load_resume_point`; nothing here reads a checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from lcam.harness.checkpoint import previous_checkpoint_path
 from lcam.harness.config import ConfigError, RunConfig
 from lcam.harness.metrics import write_json_atomic
 
@@ -38,7 +42,8 @@ _VERSIONED_PACKAGES = ("lcam", "torch", "numpy", "scikit-learn", "scipy", "trans
 
 
 class RunDirectoryError(ConfigError):
-    """The output directory holds another run, or a partial run without ``resume``."""
+    """The output directory holds another run, a partial run without ``resume``, or a
+    partial run that cannot be resumed (no usable checkpoint); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,12 @@ class RunDirectory:
         return self.path / "checkpoint.pt"
 
     @property
+    def previous_checkpoint(self) -> Path:
+        """``checkpoint.prev.pt``: the checkpoint before the latest, kept while the run
+        is unfinished."""
+        return previous_checkpoint_path(self.checkpoint)
+
+    @property
     def tensorboard(self) -> Path:
         return self.path / "tensorboard"
 
@@ -77,8 +88,9 @@ class RunDirectory:
         return self.result.exists()
 
     def clear(self) -> None:
-        """Delete the run's own files (config, metrics, result, checkpoint, events)."""
-        for path in (self.config, self.metrics, self.result, self.checkpoint):
+        """Delete the run's own files (config, metrics, result, checkpoints, events)."""
+        for path in (self.config, self.metrics, self.result, self.checkpoint,
+                     self.previous_checkpoint):
             path.unlink(missing_ok=True)
         shutil.rmtree(self.tensorboard, ignore_errors=True)
 
@@ -94,7 +106,8 @@ def prepare_run_directory(
     """Decide how the run in ``run_dir`` starts, clearing it when ``overwrite`` says so.
 
     Returns ``"finished"`` (same configuration, ``result.json`` present: nothing to do),
-    ``"resume"`` (same configuration, a checkpoint, ``resume`` set) or ``"fresh"``.
+    ``"resume"`` (same configuration, a latest or previous checkpoint, ``resume`` set) or
+    ``"fresh"``.
     Raises :class:`RunDirectoryError` for a different configuration, or a partial run
     of the same one, unless ``overwrite`` (or, for the partial run, ``resume``) is set.
     """
@@ -102,8 +115,8 @@ def prepare_run_directory(
         run_dir.clear()
         return "fresh"
     if not run_dir.config.exists():
-        leftovers = [p.name for p in (run_dir.metrics, run_dir.result, run_dir.checkpoint)
-                     if p.exists()]
+        leftovers = [p.name for p in (run_dir.metrics, run_dir.result, run_dir.checkpoint,
+                                      run_dir.previous_checkpoint) if p.exists()]
         if leftovers:
             raise RunDirectoryError(
                 f"{run_dir.path} holds {', '.join(leftovers)} but no config.json; "
@@ -126,7 +139,8 @@ def prepare_run_directory(
             f"{run_dir.path} holds an unfinished run of this configuration; pass --resume "
             "to continue it or --overwrite to start it over"
         )
-    return "resume" if run_dir.checkpoint.exists() else "fresh"
+    has_checkpoint = run_dir.checkpoint.exists() or run_dir.previous_checkpoint.exists()
+    return "resume" if has_checkpoint else "fresh"
 
 
 def config_document(config: RunConfig, runtime: dict[str, Any]) -> dict[str, Any]:
