@@ -5,7 +5,7 @@ A :class:`Preset` is one protocol (data, model, schedule, hyper-parameters: one
 (:meth:`Preset.run_config`). :class:`CompositePreset` (``table1``) is a list of rows,
 each a preset and the groups of that row.
 
-Every protocol value comes from ``REFERENCE.md`` (what the authors' demo scripts do);
+Every protocol value comes from ``docs/PAPER.md`` (what the authors' demo scripts do);
 where the paper states nothing, the preset's ``notes`` say what we chose and why.
 
 Groups:
@@ -71,7 +71,7 @@ class Preset:
         control: add the control of every selected LCAM group to a sweep.
         control_fraction_above: the fraction of steps above the average loss that the
             control's momentum is matched at (see :meth:`GroupSpec.control_for`).
-        notes: what the preset assumes beyond REFERENCE.md.
+        notes: what the preset assumes beyond docs/PAPER.md.
     """
 
     name: str
