@@ -1,7 +1,7 @@
 """Reference loops the optimizer tests compare LCAM against.
 
 Each reference is plain ``torch.optim.SGD`` driven the way the paper or the authors'
-demo scripts drive it (see ../shared/REFERENCE.md), written out step by step.
+demo scripts drive it (see docs/PAPER.md), written out step by step.
 """
 
 from __future__ import annotations
