@@ -21,10 +21,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-Kind = Literal["image", "audio"]
+Kind = Literal["image", "audio", "signal"]
 Augment = Literal["crop-flip", "none"]
 
-KINDS: tuple[str, ...] = ("image", "audio")
+KINDS: tuple[str, ...] = ("image", "audio", "signal")
 AUGMENTATIONS: tuple[str, ...] = ("crop-flip", "none")
 
 
@@ -127,7 +127,7 @@ class DataBundle:
         train, test: the two splits.
         num_classes: number of classes; targets are in ``[0, num_classes)``.
         input_shape: the per-sample shape, e.g. ``(3, 32, 32)`` or ``(1, 8000)``.
-        kind: ``"image"`` or ``"audio"``.
+        kind: ``"image"``, ``"audio"`` or ``"signal"`` (a 1-D sequence, ``C, T``).
         normalization: how stored values become network inputs.
         augment: training augmentation, ``"crop-flip"`` (4-pixel zero padding, random
             crop back to the input size, horizontal flip with p=0.5) or ``"none"``.

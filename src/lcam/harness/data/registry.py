@@ -16,6 +16,7 @@ from typing import Any
 from lcam.harness.data.bundle import DataBundle
 from lcam.harness.data.cifar import load_cifar10, load_cifar100
 from lcam.harness.data.digits import load_digits
+from lcam.harness.data.mnist1d import load_mnist1d
 from lcam.harness.data.speechcommands import load_speechcommands
 from lcam.harness.data.synthetic import load_synthetic_cifar
 
@@ -26,6 +27,7 @@ DATA_ROOT_VARIABLE = "LCAM_DATA"
 
 _DATASETS: dict[str, DatasetLoader] = {
     "digits": load_digits,
+    "mnist1d": load_mnist1d,
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
     "speechcommands": load_speechcommands,

@@ -39,8 +39,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -49,6 +47,7 @@ import torch
 
 from lcam.harness.data.bundle import DataBundle, Normalization, Split
 from lcam.harness.data.errors import DatasetCorruptError, DatasetNotFoundError
+from lcam.harness.data.tensor_cache import load_tensor_cache, save_tensor_cache
 
 logger = logging.getLogger(__name__)
 
@@ -150,19 +149,21 @@ def cache_path(folder: Path, key: str) -> Path:
 
 
 def _load_cache(path: Path, train: int, test: int) -> tuple[Split, Split] | None:
+    content = load_tensor_cache(path, "speechcommands")
+    if content is None:
+        return None
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
         splits = (
             Split(content["train_inputs"], content["train_targets"]),
             Split(content["test_inputs"], content["test_targets"]),
         )
-    except Exception as error:  # unreadable or incomplete: rebuild it
-        warnings.warn(f"speechcommands: ignoring unreadable cache {path} ({error})", stacklevel=3)
+    except (KeyError, ValueError) as error:  # incomplete: rebuild it
+        warnings.warn(f"speechcommands: ignoring unreadable cache {path} ({error})", stacklevel=2)
         return None
     if (len(splits[0]), len(splits[1])) != (train, test) or any(
         s.inputs.shape[1:] != (1, CLIP_SAMPLES) or s.inputs.dtype != torch.int16 for s in splits
     ):
-        warnings.warn(f"speechcommands: ignoring cache {path} with wrong shapes", stacklevel=3)
+        warnings.warn(f"speechcommands: ignoring cache {path} with wrong shapes", stacklevel=2)
         return None
     return splits
 
@@ -175,21 +176,7 @@ def _save_cache(path: Path, train: Split, test: Split) -> None:
         "test_inputs": test.inputs,
         "test_targets": test.targets,
     }
-    try:
-        handle, scratch = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(handle)
-        try:
-            torch.save(content, scratch)
-            os.replace(scratch, path)
-        finally:
-            if os.path.exists(scratch):
-                os.remove(scratch)
-    except OSError as error:
-        warnings.warn(
-            f"speechcommands: cannot write the cache {path} ({error}); the next load "
-            "decodes the clips again",
-            stacklevel=3,
-        )
+    save_tensor_cache(path, content, "speechcommands", "decodes the clips again")
 
 
 def load_speechcommands(*, root: Path, seed: int, cache: bool = True) -> DataBundle:
