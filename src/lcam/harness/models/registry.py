@@ -19,6 +19,7 @@ from torch import nn
 
 from lcam.harness.models.digits_cnn import DigitsCNN
 from lcam.harness.models.m11 import M11
+from lcam.harness.models.mnist1d import Mnist1dCNN, Mnist1dMLP
 from lcam.harness.models.vit import build_vit
 from lcam.harness.models.wrn import WideResNet
 
@@ -60,12 +61,28 @@ def _build_digits_cnn(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.M
     return DigitsCNN(num_classes, tuple(input_shape))
 
 
+def _build_mnist1d_cnn(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    _require_rank("mnist1d-cnn", input_shape, 2, "C, T (signal)")
+    return Mnist1dCNN(num_classes, in_channels=input_shape[0], length=input_shape[1])
+
+
+def _build_mnist1d_mlp(
+    *, num_classes: int, input_shape: tuple[int, ...], hidden_size: int = 100
+) -> nn.Module:
+    size = 1
+    for dim in input_shape:
+        size *= dim
+    return Mnist1dMLP(num_classes, input_size=size, hidden_size=int(hidden_size))
+
+
 _MODELS: list[ModelFamily] = [
     ModelFamily(r"wrn-(?P<depth>\d+)-(?P<width>\d+)", "wrn-<depth>-<width>", _build_wrn),
     ModelFamily("m11", "m11", _build_m11),
     ModelFamily("vit-b16", "vit-b16", functools.partial(build_vit, "vit-b16")),
     ModelFamily("vit-tiny", "vit-tiny", functools.partial(build_vit, "vit-tiny")),
     ModelFamily("digits-cnn", "digits-cnn", _build_digits_cnn),
+    ModelFamily("mnist1d-cnn", "mnist1d-cnn", _build_mnist1d_cnn),
+    ModelFamily("mnist1d-mlp", "mnist1d-mlp", _build_mnist1d_mlp),
 ]
 
 
@@ -105,11 +122,11 @@ def build_model(
 
     Args:
         name: ``wrn-<depth>-<width>``, ``m11``, ``vit-b16``, ``vit-tiny``,
-            ``digits-cnn`` (see :func:`model_names`).
+            ``digits-cnn``, ``mnist1d-cnn``, ``mnist1d-mlp`` (see :func:`model_names`).
         num_classes: outputs of the final layer.
         input_shape: the per-sample input shape, e.g. ``(3, 32, 32)``, ``(1, 8000)``.
         options: model options, e.g. ``pretrained=PATH`` and ``image_size=224`` for
-            the ViTs.
+            the ViTs, ``hidden_size=256`` for ``mnist1d-mlp``.
 
     Raises:
         ValueError: unknown name or option, an input shape the model cannot take.
