@@ -79,14 +79,16 @@ class GroupSpec:
 
     Attributes:
         name: ``m0.9`` (fixed), ``m0.95_0.9`` (LCAM: 0.95 while the loss is below its
-            average, 0.9 while above) or ``control-m0.95_0.9`` (fixed momentum matched
-            to that LCAM group's effective step).
+            average, 0.9 while above) or ``control-m0.933333`` (the fixed momentum
+            0.933333, matched to the effective step of one or more LCAM groups).
         optimizer: ``"sgd"`` (``torch.optim.SGD``) or ``"lcam"`` (``lcam.LCAM``).
         momentum: the fixed momentum of an SGD group, else ``None``.
         momentum_above / momentum_below: the two momenta of an LCAM group, else ``None``.
         role: ``"paper"`` (a group the paper ran), ``"balanced"`` (a pair keeping
             ``(1-0.9)^2 = (1-a)(1-b)`` added beside the paper's groups) or ``"control"``.
-        matched_to: for a control group, the LCAM group it is matched to.
+        matched_to: for a control group, the LCAM groups it is matched to (every
+            group whose matched momentum is this one: a pair and its swap share one
+            control when the matching fraction is 0.5).
     """
 
     name: str
@@ -95,9 +97,13 @@ class GroupSpec:
     momentum_above: float | None = None
     momentum_below: float | None = None
     role: Role = "paper"
-    matched_to: str | None = None
+    matched_to: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.matched_to, str):
+            raise ConfigError(f"group {self.name!r}: matched_to is a tuple of group names")
+        if self.matched_to is not None:
+            object.__setattr__(self, "matched_to", tuple(self.matched_to))
         if self.optimizer == "sgd":
             if self.momentum is None or self.momentum_above is not None:
                 raise ConfigError(f"group {self.name!r}: an SGD group has exactly one momentum")
@@ -115,7 +121,7 @@ class GroupSpec:
         for value in values:
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"group {self.name!r}: momentum {value} is not in [0, 1)")
-        if (self.role == "control") != (self.matched_to is not None):
+        if (self.role == "control") != bool(self.matched_to):
             raise ConfigError(f"group {self.name!r}: a control group (and only one) has matched_to")
 
     @classmethod
@@ -142,6 +148,10 @@ class GroupSpec:
         (:func:`lcam.matched_momentum`). ``f`` is fixed before training (the preset's
         ``control_fraction_above``, 0.5 unless overridden), so the control is a
         reproducible run of its own; the report shows the measured fraction beside it.
+
+        The control is named after its momentum (``control-m0.933333``), so groups
+        with the same matched momentum get the same control; :meth:`merged_with`
+        joins their ``matched_to``.
         """
         if group.optimizer != "lcam":
             raise ConfigError(f"a control group matches an LCAM group, not {group.name!r}")
@@ -151,12 +161,27 @@ class GroupSpec:
         momentum = matched_momentum(
             group.momentum_above, group.momentum_below, fraction_above=fraction_above
         )
-        return cls(name=f"control-{group.name}", optimizer="sgd", momentum=float(momentum),
-                   role="control", matched_to=group.name)
+        return cls(name=f"control-m{format_momentum(momentum)}", optimizer="sgd",
+                   momentum=float(momentum), role="control", matched_to=(group.name,))
+
+    def merged_with(self, other: GroupSpec) -> GroupSpec:
+        """This control, also matched to ``other``'s LCAM groups (same name and momentum)."""
+        if self.role != "control" or other.role != "control" or (
+            (self.name, self.momentum) != (other.name, other.momentum)
+        ):
+            raise ConfigError(
+                f"cannot merge group {other.name!r} (momentum {other.momentum}) into "
+                f"{self.name!r} (momentum {self.momentum}): only one control per momentum"
+            )
+        assert self.matched_to is not None and other.matched_to is not None
+        extra = tuple(n for n in other.matched_to if n not in self.matched_to)
+        return dataclasses.replace(self, matched_to=self.matched_to + extra)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``group`` object of ``config.json``."""
-        return dataclasses.asdict(self)
+        """The ``group`` object of ``config.json`` (``matched_to`` as a list)."""
+        out = dataclasses.asdict(self)
+        out["matched_to"] = list(self.matched_to) if self.matched_to is not None else None
+        return out
 
 
 @dataclass(frozen=True)
