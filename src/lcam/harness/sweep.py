@@ -1,11 +1,21 @@
-"""Run every group x seed of a preset as separate processes, J at a time.
+"""Run every group x seed of a preset in worker processes, J at a time.
 
 :func:`plan_sweep` turns a preset (a composite one row by row) into :class:`SweepJob`s,
 each one ``python -m lcam train PRESET --group G --seed K --out OUT --resume ...``
 command; :func:`run_sweep` skips the finished ones (``result.json`` present), runs the
-rest with at most ``jobs`` processes at a time (each continues from its checkpoint if
-it has one) and returns a :class:`SweepSummary`. A worker's output goes to
-``train.log`` in its run directory; a failure never stops the other runs.
+rest with at most ``jobs`` at a time (each continues from its checkpoint if it has
+one) and returns a :class:`SweepSummary`. A run's output goes to ``train.log`` in its
+run directory; a failure never stops the other runs.
+
+Workers: ``jobs`` long-lived processes that each import torch once and run many jobs,
+each job being exactly its command line (``lcam.cli.main`` on the command's
+arguments, output redirected to its ``train.log``): with runs of a few seconds,
+starting a Python process and importing torch per run would cost as much as the
+training. Every run seeds all random generators itself, so a run gives the same
+numbers in a worker as from its command line (tested). Data-parallel runs
+(``--nproc``) launch ``torchrun``, and run as one process per job. If a worker
+process dies (a crash in native code), the jobs that did not finish run again, each
+in a process of its own, so only the crashing run fails.
 
 CPU threads: unless ``threads`` is overridden, each of the ``jobs`` workers gets
 ``cpu_count // jobs`` threads (``cpu_count // (jobs * nproc)`` per process with
@@ -20,12 +30,16 @@ node that sees ``OUT``, and rerun any of them; ``lcam report OUT`` merges the re
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shlex
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,11 +176,14 @@ def run_sweep(
     skip_finished: bool = True,
     log: Callable[[str], None] | None = None,
     poll_seconds: float = 0.2,
+    workers: bool = True,
 ) -> SweepSummary:
-    """Run ``plan`` with at most ``jobs`` worker processes at a time.
+    """Run ``plan`` with at most ``jobs`` at a time.
 
     Finished runs are skipped when ``skip_finished``; every other job runs its command
-    (which resumes from a checkpoint when there is one). Returns once all are done.
+    (which resumes from a checkpoint when there is one). With ``workers`` (the
+    default), jobs run in ``jobs`` long-lived worker processes; otherwise (and for
+    ``--nproc`` jobs) each job is a process of its own. Returns once all are done.
     """
     if jobs < 1:
         raise ConfigError(f"invalid --jobs: {jobs} (must be >= 1)")
@@ -180,9 +197,97 @@ def run_sweep(
             waiting.append(job)
     write(f"sweep: {len(plan)} run(s), {len(summary.skipped)} already finished, "
           f"{len(waiting)} to run, {jobs} at a time")
+    progress = _Progress(summary, write, len(waiting))
+    pooled = [job for job in waiting if workers and "--nproc" not in job.command]
+    alone = [job for job in waiting if job not in pooled]
+    alone.extend(_run_in_workers(pooled, jobs, progress))
+    _run_as_processes(alone, jobs, progress, poll_seconds)
+    return summary
+
+
+class _Progress:
+    """Records each finished job in the summary and prints one line for it."""
+
+    def __init__(self, summary: SweepSummary, write: Callable[[str], None], total: int):
+        self.summary, self.write, self.total, self.done = summary, write, total, 0
+
+    def record(self, job: SweepJob, code: int, seconds: float) -> None:
+        self.done += 1
+        if code == 0:
+            self.summary.finished.append(job)
+            self.write(f"[{self.done}/{self.total}] {job.label} finished ({seconds:.0f}s)")
+        else:
+            self.summary.failed.append((job, code))
+            self.write(f"[{self.done}/{self.total}] {job.label} FAILED with exit status "
+                       f"{code} (log: {job.run_dir.log})")
+
+
+def _run_in_workers(plan: Sequence[SweepJob], jobs: int, progress: _Progress) -> list[SweepJob]:
+    """Run ``plan`` in a pool of ``jobs`` workers; return the jobs a dead worker left."""
+    if not plan:
+        return []
+    context = multiprocessing.get_context("spawn")
+    left: list[SweepJob] = []
+    with ProcessPoolExecutor(max_workers=min(jobs, len(plan)), mp_context=context) as pool:
+        pending: dict[Future[tuple[int, float]], SweepJob] = {}
+        for job in plan:
+            _start_log(job)
+            pending[pool.submit(_run_job_in_worker, list(job.command[3:]),
+                                str(job.run_dir.log))] = job
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = pending.pop(future)
+                try:
+                    code, seconds = future.result()
+                except BrokenProcessPool:
+                    left.append(job)
+                    continue
+                progress.record(job, code, seconds)
+    if left:
+        progress.write(f"sweep: a worker process died; {len(left)} unfinished run(s) "
+                       "run again, each in a process of its own")
+    return left
+
+
+def _run_job_in_worker(argv: list[str], log: str) -> tuple[int, float]:
+    """Worker: run ``lcam <argv>`` here, output into ``log``; (exit status, seconds)."""
+    started = time.perf_counter()
+    code = _run_logged(argv, log)
+    return code, time.perf_counter() - started
+
+
+def _run_logged(argv: list[str], log: str) -> int:
+    from lcam.cli import main
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    with open(log, "ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            return main(argv)
+        except SystemExit as stop:  # argparse errors, as the command line would exit
+            return stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        except Exception:
+            traceback.print_exc()
+            return 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _run_as_processes(
+    plan: Sequence[SweepJob], jobs: int, progress: _Progress, poll_seconds: float
+) -> None:
+    """Run each job of ``plan`` as its own process, at most ``jobs`` at a time."""
     running: list[tuple[SweepJob, subprocess.Popen[bytes], float]] = []
-    total, done = len(waiting), 0
-    waiting.reverse()
+    waiting = list(reversed(plan))
     while waiting or running:
         while waiting and len(running) < jobs:
             job = waiting.pop()
@@ -194,24 +299,19 @@ def run_sweep(
             if code is None:
                 still_running.append((job, process, started))
                 continue
-            done += 1
-            seconds = time.perf_counter() - started
-            if code == 0:
-                summary.finished.append(job)
-                write(f"[{done}/{total}] {job.label} finished ({seconds:.0f}s)")
-            else:
-                summary.failed.append((job, code))
-                write(f"[{done}/{total}] {job.label} FAILED with exit status {code} "
-                      f"(log: {job.run_dir.log})")
+            progress.record(job, code, time.perf_counter() - started)
         running = still_running
-    return summary
 
 
-def _launch(job: SweepJob) -> subprocess.Popen[bytes]:
+def _start_log(job: SweepJob) -> None:
     job.run_dir.path.mkdir(parents=True, exist_ok=True)
     with open(job.run_dir.log, "ab") as log:
         log.write(f"$ {' '.join(job.command)}\n".encode())
-        log.flush()
+
+
+def _launch(job: SweepJob) -> subprocess.Popen[bytes]:
+    _start_log(job)
+    with open(job.run_dir.log, "ab") as log:
         return subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
 
