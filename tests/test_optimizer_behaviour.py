@@ -475,15 +475,17 @@ def test_nonfinite_loss_raises_in_strict_mode_without_changes():
 
 
 # ---------------------------------------------------------------------- sync-freedom
+@pytest.mark.parametrize("hand_off", ["loss=", "record_loss+steps_per_epoch"])
 @pytest.mark.parametrize("path", ["default", "foreach"])
 @pytest.mark.parametrize("decision", ["current", "lagged"])
 @pytest.mark.parametrize("loss_average", ["epoch", "ema"])
 def test_step_and_end_epoch_never_read_tensors_on_the_host(
-    monkeypatch, path, decision, loss_average
+    monkeypatch, path, decision, loss_average, hand_off
 ):
     model, batches = make_problem()
+    recording = hand_off != "loss="
     opt = _lcam(model.parameters(), decision=decision, loss_average=loss_average,
-                nesterov=True, **ALL_PATHS[path])
+                nesterov=True, steps_per_epoch=3 if recording else None, **ALL_PATHS[path])
     losses = []
     for batch in batches:  # forward/backward outside the patched region
         opt.zero_grad()
@@ -501,10 +503,17 @@ def test_step_and_end_epoch_never_read_tensors_on_the_host(
             for loss, grads in losses:
                 for p, g in zip(model.parameters(), grads, strict=True):
                     p.grad = g
-                opt.step(loss=loss)
+                if recording:  # two micro-batch losses, then a step without a loss
+                    opt.record_loss(loss)
+                    opt.record_loss(loss * 0.5)
+                    opt.step()
+                else:
+                    opt.step(loss=loss)
             opt.end_epoch()
     stats = opt.statistics()
     assert stats.total_steps == 2 * len(batches)
+    if recording:  # 10 steps per epoch: windows of 3, 3, 3, 1 steps, end_epoch() after
+        assert (stats.steps, stats.window_index) == (0, 8)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -20,7 +20,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, all_reduce: bool, out: str) -> None:
+def _worker(rank: int, world: int, port: int, all_reduce: bool, out: str,
+            record: bool = False) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
@@ -35,6 +36,13 @@ def _worker(rank: int, world: int, port: int, all_reduce: bool, out: str) -> Non
                 # Each rank sees its own mini-batch, so local losses differ.
                 x, y = batches[(k + 3 * rank) % len(batches)]
                 opt.zero_grad()
+                if record:  # two micro-batches per step, each loss handed over
+                    for xs, ys in zip(x.chunk(2), y.chunk(2), strict=True):
+                        micro = torch.nn.functional.cross_entropy(ddp(xs), ys)
+                        (micro / 2).backward()
+                        opt.record_loss(micro)
+                    opt.step()
+                    continue
                 loss = torch.nn.functional.cross_entropy(ddp(x), y)
                 loss.backward()
                 opt.step(loss=loss)
@@ -46,14 +54,24 @@ def _worker(rank: int, world: int, port: int, all_reduce: bool, out: str) -> Non
         dist.destroy_process_group()
 
 
-def _run_two_ranks(tmp_path, all_reduce: bool):
-    mp.spawn(_worker, args=(2, _free_port(), all_reduce, str(tmp_path)), nprocs=2, join=True)
+def _run_two_ranks(tmp_path, all_reduce: bool, record: bool = False):
+    mp.spawn(_worker, args=(2, _free_port(), all_reduce, str(tmp_path), record), nprocs=2,
+             join=True)
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
 
 @pytest.mark.slow
 def test_ranks_with_different_losses_take_the_same_decisions(tmp_path):
     r0, r1 = _run_two_ranks(tmp_path, all_reduce=True)
+    assert r0["fractions"] == r1["fractions"]
+    assert all(torch.equal(a, b) for a, b in zip(r0["params"], r1["params"], strict=True))
+
+
+@pytest.mark.slow
+def test_recorded_micro_batch_losses_are_all_reduced_so_ranks_take_the_same_decisions(tmp_path):
+    """record_loss + step(): the recorded mean goes through the same all-reduce (on these
+    batches local losses make the ranks drift apart: see the control test below)."""
+    r0, r1 = _run_two_ranks(tmp_path, all_reduce=True, record=True)
     assert r0["fractions"] == r1["fractions"]
     assert all(torch.equal(a, b) for a, b in zip(r0["params"], r1["params"], strict=True))
 

@@ -34,6 +34,13 @@ Two decision modes (``decision``):
 A non-finite loss is left out of the average and counted in ``nonfinite_losses``; in
 ``"current"`` mode the step is treated as above the average, in ``"lagged"`` mode the
 pending decision is kept.
+
+Windows. :meth:`RunningLoss.new_window` (``LCAM.end_epoch()``) starts the next window;
+with ``steps_per_epoch=N`` the window also restarts by itself, on the device, at the
+first step after a window has counted ``N`` steps (so reading the statistics right after
+an epoch's last step still shows that whole epoch). ``window_index`` counts the restarts:
+in a correctly windowed run it is the epoch index, and a ``0`` after the first epoch says
+that nothing ever restarted the window (the "epoch" average then spans the whole run).
 """
 
 from __future__ import annotations
@@ -43,7 +50,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["LossStatistics", "RunningLoss", "DECISIONS", "LOSS_AVERAGES"]
+__all__ = [
+    "LossStatistics",
+    "RunningLoss",
+    "DECISIONS",
+    "LOSS_AVERAGES",
+    "check_steps_per_epoch",
+]
 
 DECISIONS = ("current", "lagged")
 LOSS_AVERAGES = ("epoch", "ema")
@@ -57,7 +70,9 @@ _NONFINITE = 4  # non-finite losses seen in the window
 _PENDING_ABOVE = 5  # "lagged": 1.0 when the next step uses momentum_above
 _EMA_STARTED = 6  # "ema": 1.0 once the average holds a loss
 _TOTAL_STEPS = 7  # steps since construction (never reset)
-_SIZE = 8
+_WINDOW = 8  # index of the current window: +1 at every restart (never reset)
+_SIZE = 9
+_LEGACY_SIZE = 8  # vectors saved before _WINDOW existed load with window index 0
 
 
 @dataclass(frozen=True)
@@ -70,11 +85,27 @@ class LossStatistics:
     nonfinite_losses: int
     loss_average: float | None
     total_steps: int
+    window_index: int
+    """0 in the first window, +1 at every ``end_epoch()`` or automatic restart
+    (``steps_per_epoch``): the epoch index in a correctly windowed run. ``0`` after
+    the first epoch means the window never restarted and the average spans the run."""
 
     @property
     def fraction_above(self) -> float | None:
         """Fraction of the window's steps that used ``momentum_above`` (None if no step)."""
         return self.steps_above / self.steps if self.steps else None
+
+
+def check_steps_per_epoch(value: object) -> int | None:
+    """Validate ``steps_per_epoch`` (an int >= 1, or None); return it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"Invalid steps_per_epoch value: {value!r} (must be an int >= 1, the number of "
+            "optimizer steps in one epoch, or None to restart the window only at end_epoch())"
+        )
+    return value
 
 
 def _statistics_dtype(device: torch.device) -> torch.dtype:
@@ -95,10 +126,12 @@ class RunningLoss:
         loss_average: str,
         ema_decay: float,
         device: torch.device,
+        steps_per_epoch: int | None = None,
     ) -> None:
         self.decision = decision
         self.loss_average = loss_average
         self.ema_decay = float(ema_decay)
+        self.steps_per_epoch = check_steps_per_epoch(steps_per_epoch)
         self.state = self.fresh_state(device)
 
     @staticmethod
@@ -123,6 +156,8 @@ class RunningLoss:
         host synchronisation.
         """
         s = self.state
+        if self.steps_per_epoch is not None:
+            s = self._restarted_if_full(s, self.steps_per_epoch)
         loss = loss.reshape(()).to(s.dtype)
         finite = torch.isfinite(loss)
         value = torch.where(finite, loss, torch.zeros_like(loss))
@@ -154,7 +189,7 @@ class RunningLoss:
             pending = next_above.to(s.dtype)
 
         use_above_f = use_above.to(s.dtype)
-        s.copy_(
+        self.state.copy_(
             torch.stack(
                 [
                     new_average,
@@ -165,16 +200,32 @@ class RunningLoss:
                     pending,
                     ema_started,
                     s[_TOTAL_STEPS] + 1.0,
+                    s[_WINDOW],
                 ]
             )
         )
         return use_above
 
+    def _first_reset(self) -> int:
+        """First entry a new window zeroes (the EMA itself survives a new window)."""
+        return _COUNT if self.loss_average == "ema" else _AVERAGE
+
+    def _restarted_if_full(self, s: Tensor, steps_per_epoch: int) -> Tensor:
+        """``s`` with a new window begun if the current one has ``steps_per_epoch`` steps.
+
+        Chosen with ``torch.where`` on the device: no host synchronisation.
+        """
+        full = (s[_ABOVE] + s[_BELOW]) >= steps_per_epoch
+        restarted = s.clone()
+        restarted[self._first_reset() : _NONFINITE + 1] = 0.0
+        restarted[_WINDOW] += 1.0
+        return torch.where(full, restarted, s)
+
     def new_window(self) -> None:
         """Start a new averaging window (an epoch): no host synchronisation."""
         # Slices are views: zeroing them launches no copy from the host.
-        first_reset = _COUNT if self.loss_average == "ema" else _AVERAGE
-        self.state[first_reset : _NONFINITE + 1].zero_()
+        self.state[self._first_reset() : _NONFINITE + 1].zero_()
+        self.state[_WINDOW : _WINDOW + 1].add_(1.0)
 
     # ---------------------------------------------------------------- observability
     def snapshot(self) -> LossStatistics:
@@ -193,6 +244,7 @@ class RunningLoss:
             nonfinite_losses=int(v[_NONFINITE]),
             loss_average=average,
             total_steps=int(v[_TOTAL_STEPS]),
+            window_index=int(v[_WINDOW]),
         )
 
     # ----------------------------------------------------------------- persistence
@@ -201,6 +253,7 @@ class RunningLoss:
             "decision": self.decision,
             "loss_average": self.loss_average,
             "ema_decay": self.ema_decay,
+            "steps_per_epoch": self.steps_per_epoch,
             "statistics": self.state.detach().clone(),
         }
 
@@ -225,11 +278,15 @@ class RunningLoss:
                 f"saved loss_average {saved['loss_average']!r} is not one of {LOSS_AVERAGES}"
             )
         stats = saved["statistics"]
-        if not isinstance(stats, Tensor) or stats.shape != (_SIZE,):
+        if not isinstance(stats, Tensor) or stats.shape not in ((_SIZE,), (_LEGACY_SIZE,)):
             raise ValueError(
                 f"saved LCAM statistics must be a tensor of shape ({_SIZE},), got "
                 f"{getattr(stats, 'shape', type(stats).__name__)}"
             )
+        try:
+            check_steps_per_epoch(saved.get("steps_per_epoch"))
+        except ValueError as error:
+            raise ValueError(f"saved {error}") from None
         return saved
 
     def load_state_dict(self, saved: dict[str, object]) -> None:
@@ -237,8 +294,12 @@ class RunningLoss:
         self.decision = str(saved["decision"])
         self.loss_average = str(saved["loss_average"])
         self.ema_decay = float(saved["ema_decay"])  # type: ignore[arg-type]
+        if "steps_per_epoch" in saved:  # state_dicts saved before it existed keep ours
+            self.steps_per_epoch = check_steps_per_epoch(saved["steps_per_epoch"])
         stats = saved["statistics"]
         assert isinstance(stats, Tensor)
+        if stats.shape == (_LEGACY_SIZE,):
+            stats = torch.cat([stats.detach(), stats.new_zeros(_SIZE - _LEGACY_SIZE)])
         self.state = stats.detach().to(
             device=self.device, dtype=_statistics_dtype(self.device)
         ).clone()

@@ -19,6 +19,10 @@ Design, and why (the hot path):
 * Optimizer-wide statistics are one small float64 vector outside the per-parameter
   state: ``state_dict()`` carries it under the key ``"lcam"``, where torch's dtype
   casting on load cannot reach it.
+* Trainers that call ``step()`` without a loss (Hugging Face ``Trainer``, Accelerate,
+  GradScaler inside Lightning) hand the loss over with :meth:`LCAM.record_loss`: a
+  device-side float64 sum plus a host-side count of the calls, so recording never
+  reads the device either.
 """
 
 from __future__ import annotations
@@ -33,7 +37,13 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from ._functional import GroupHyperparameters, lcam_update
-from .loss_statistics import DECISIONS, LOSS_AVERAGES, LossStatistics, RunningLoss
+from .loss_statistics import (
+    DECISIONS,
+    LOSS_AVERAGES,
+    LossStatistics,
+    RunningLoss,
+    check_steps_per_epoch,
+)
 
 __all__ = ["LCAM"]
 
@@ -132,8 +142,14 @@ class LCAM(Optimizer):
             ties go to ``momentum_below``) or ``"lagged"`` (the authors' demo scripts:
             step i's loss decides step i+1's momentum, ties go to ``momentum_above``).
         loss_average: ``"epoch"`` (mean of the current window's losses, restarted by
-            :meth:`end_epoch`) or ``"ema"`` (exponential moving average, see
-            ``ema_decay``; never restarted).
+            :meth:`end_epoch` or ``steps_per_epoch``) or ``"ema"`` (exponential moving
+            average, see ``ema_decay``; never restarted).
+        steps_per_epoch: restart the window by itself after this many optimizer steps
+            (at the first step after the window holds that many), for trainers that
+            never call :meth:`end_epoch`. ``None`` (default): only :meth:`end_epoch`
+            restarts it, and a run that never calls it averages over the whole run
+            (``statistics().window_index`` stays 0). Both may be used together:
+            :meth:`end_epoch` restarts the count.
         ema_decay: weight of the old average in ``"ema"`` mode, in [0, 1).
         maximize: maximise the objective instead of minimising it.
         foreach: ``True`` selects the multi-tensor implementation, ``False`` the
@@ -149,10 +165,14 @@ class LCAM(Optimizer):
             pending decision); ``"raise"`` raises ``ValueError`` instead, before any
             state changes (this reads the loss on the host: one sync per step).
 
-    Every step needs the loss: ``opt.step(loss=loss)`` or ``opt.step(closure)``.
-    Pass the *unscaled* loss under ``torch.amp.GradScaler`` (``scaler.step(opt,
-    loss=loss)``; a skipped step does not reach LCAM and leaves its state untouched),
-    and the mean of the micro-batch losses with gradient accumulation.
+    Every step needs the loss, handed over in exactly one of three ways:
+    ``opt.step(loss=loss)``, ``opt.step(closure)``, or ``opt.record_loss(loss)`` for
+    each micro-batch followed by ``opt.step()`` (for trainers that call ``step()``
+    without arguments; see :meth:`record_loss` for the precedence rule). Pass the
+    *unscaled* loss under ``torch.amp.GradScaler`` (``scaler.step(opt, loss=loss)``; a
+    skipped step does not reach LCAM and leaves its state untouched), and the mean of
+    the micro-batch losses with gradient accumulation (which :meth:`record_loss`
+    computes for you).
 
     Example:
         >>> import torch
@@ -172,6 +192,11 @@ class LCAM(Optimizer):
         3
     """
 
+    # Losses handed over by record_loss() for the next step: float64 sum on the
+    # statistics' device, count on the host.
+    _recorded_sum: Tensor | None
+    _recorded_count: int
+
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
@@ -190,7 +215,9 @@ class LCAM(Optimizer):
         fused: bool | None = None,
         all_reduce_loss: bool = True,
         nonfinite_loss: str = "skip",
+        steps_per_epoch: int | None = None,
     ) -> None:
+        check_steps_per_epoch(steps_per_epoch)
         if decision not in DECISIONS:
             raise ValueError(f"Invalid decision: {decision!r} (must be one of {DECISIONS})")
         if loss_average not in LOSS_AVERAGES:
@@ -222,7 +249,9 @@ class LCAM(Optimizer):
             loss_average=loss_average,
             ema_decay=ema_decay,
             device=torch.device("cpu"),
+            steps_per_epoch=steps_per_epoch,
         )
+        self._clear_recorded()
         super().__init__(params, defaults)
         first = next((p for g in self.param_groups for p in g["params"]), None)
         if first is not None:
@@ -238,6 +267,16 @@ class LCAM(Optimizer):
     def loss_average(self) -> str:
         """``"epoch"`` or ``"ema"``."""
         return self._running_loss.loss_average
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Steps after which the window restarts by itself (``None``: only end_epoch())."""
+        return self._running_loss.steps_per_epoch
+
+    @property
+    def recorded_loss_count(self) -> int:
+        """How many losses :meth:`record_loss` holds for the next step (host-side count)."""
+        return self._recorded_count
 
     # ------------------------------------------------------------------ param groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -265,6 +304,8 @@ class LCAM(Optimizer):
             self._running_loss = lcam_state["running_loss"]
             self.all_reduce_loss = lcam_state["all_reduce_loss"]
             self.nonfinite_loss = lcam_state["nonfinite_loss"]
+            self._recorded_sum = lcam_state.get("recorded_loss_sum")
+            self._recorded_count = lcam_state.get("recorded_loss_count", 0)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -272,29 +313,56 @@ class LCAM(Optimizer):
             "running_loss": self._running_loss,
             "all_reduce_loss": self.all_reduce_loss,
             "nonfinite_loss": self.nonfinite_loss,
+            "recorded_loss_sum": self._recorded_sum,
+            "recorded_loss_count": self._recorded_count,
         }
         return state
 
     # ------------------------------------------------------------------ state_dict
     def state_dict(self) -> dict[str, Any]:
-        """Torch's state_dict plus ``"lcam"``: the loss statistics and global options."""
+        """Torch's state_dict plus ``"lcam"``: the loss statistics and global options.
+
+        It also holds the losses recorded with :meth:`record_loss` that no step has used
+        yet (their float64 sum and their count), so a state_dict taken in the middle of
+        a gradient-accumulation cycle resumes it bit for bit, provided the accumulated
+        ``.grad`` is restored too (no optimizer state_dict holds gradients).
+        """
         state = super().state_dict()
+        recorded = self._recorded_sum
         state["lcam"] = {
             **self._running_loss.state_dict(),
             "all_reduce_loss": self.all_reduce_loss,
             "nonfinite_loss": self.nonfinite_loss,
+            "recorded_loss_sum": None if recorded is None else recorded.detach().clone(),
+            "recorded_loss_count": self._recorded_count,
         }
         return state
+
+    @staticmethod
+    def _check_recorded(saved: dict[str, Any]) -> None:
+        count = saved.get("recorded_loss_count", 0)
+        total = saved.get("recorded_loss_sum")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"saved recorded_loss_count {count!r} is not an int >= 0")
+        if count and not (isinstance(total, Tensor) and total.numel() == 1):
+            raise ValueError(
+                f"saved recorded_loss_count is {count} but recorded_loss_sum is not a "
+                "1-element tensor: was the state_dict written by LCAM.state_dict()?"
+            )
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state_dict written by :meth:`state_dict`; nothing changes on error.
 
-        A state_dict without the ``"lcam"`` entry (e.g. from ``torch.optim.SGD`` with
-        the same groups) loads the momentum buffers and keeps fresh loss statistics.
+        The losses recorded for the next step are replaced by the saved ones (none, if
+        the state_dict was saved at a step boundary or before they existed). A
+        state_dict without the ``"lcam"`` entry (e.g. from ``torch.optim.SGD`` with the
+        same groups) loads the momentum buffers and keeps the loss statistics and the
+        recorded losses as they are.
         """
         saved = state_dict.get("lcam")
         if saved is not None:
             RunningLoss.check_state_dict(saved)
+            self._check_recorded(saved)
             policy = saved.get("nonfinite_loss", self.nonfinite_loss)
             if policy not in _NONFINITE_POLICIES:
                 raise ValueError(f"saved nonfinite_loss {policy!r} is not one of "
@@ -313,10 +381,17 @@ class LCAM(Optimizer):
             self._running_loss.load_state_dict(saved)
             self.all_reduce_loss = bool(saved.get("all_reduce_loss", self.all_reduce_loss))
             self.nonfinite_loss = saved.get("nonfinite_loss", self.nonfinite_loss)
+            self._clear_recorded()
+            count = saved.get("recorded_loss_count", 0)
+            if count:
+                stats = self._running_loss.state
+                self._recorded_sum = saved["recorded_loss_sum"].detach().reshape(()).to(
+                    device=stats.device, dtype=stats.dtype).clone()
+                self._recorded_count = count
 
     # ---------------------------------------------------------------- observability
     def statistics(self) -> LossStatistics:
-        """This window's steps above/below, non-finite losses and loss average.
+        """This window's steps above/below, non-finite losses, loss average, window index.
 
         Reads one small tensor from the device (a host sync): call it once per epoch,
         before :meth:`end_epoch`, not inside the step loop.
@@ -327,28 +402,74 @@ class LCAM(Optimizer):
         """Start a new averaging window (the next epoch). No host synchronisation.
 
         In ``loss_average="epoch"`` mode the running mean restarts; in both modes the
-        per-window counters of :meth:`statistics` restart. The pending ``"lagged"``
-        decision carries over, as in the demo scripts.
+        per-window counters of :meth:`statistics` restart and its ``window_index``
+        advances. The pending ``"lagged"`` decision carries over, as in the demo
+        scripts. Losses recorded for the next step stay recorded.
         """
         self._running_loss.new_window()
 
+    # ------------------------------------------------------------------ loss hand-off
+    def record_loss(self, loss: Tensor | float) -> None:
+        """Hand over a loss for the next :meth:`step` that is given none; no host sync.
+
+        Call it once per micro-batch (any number of times between two steps); the next
+        ``step()`` decides on the mean of the losses recorded since the previous step,
+        exactly as ``step(loss=mean)`` would (the mean is taken in float64; under DDP it
+        is all-reduced like a passed loss), and then forgets them. Record the loss of
+        each micro-batch *before* any division by the number of accumulation steps and
+        *before* GradScaler scaling.
+
+        Precedence, one source per step:
+
+        * ``step(loss=...)`` while losses are recorded raises ``ValueError`` and changes
+          nothing: two explicit hand-offs for one step are a bug, and silently
+          preferring either would hide it.
+        * ``step(closure)`` runs the closure (it computes the gradients), but when losses
+          are recorded, their mean decides, not the closure's return value: frameworks
+          that pass a closure (Lightning) return only the last micro-batch's loss from
+          it (divided by the accumulation steps), while the recorded losses cover every
+          micro-batch of the step. The closure's return value is still returned and may
+          be ``None``.
+        * ``step()`` with neither decides on the recorded mean; without any recorded
+          loss it raises ``TypeError``.
+
+        A non-finite recorded loss makes the mean non-finite, so the step follows
+        ``nonfinite_loss`` like a non-finite ``loss=``: ``"skip"`` counts the step as
+        one non-finite loss and leaves it out of the average, ``"raise"`` raises at the
+        step (one host read per step, none per record) and keeps the recorded losses.
+        A step that ``GradScaler`` skips never reaches LCAM, so its recorded losses stay
+        and join the next step's mean. :meth:`state_dict` saves recorded losses that no
+        step has used yet.
+        """
+        value = self._loss_tensor(loss, "LCAM.record_loss", "one micro-batch")
+        value = value.to(dtype=self._running_loss.state.dtype)
+        if self._recorded_sum is None:
+            self._recorded_sum = value.clone()
+        else:
+            self._recorded_sum = self._recorded_sum.to(value.device) + value
+        self._recorded_count += 1
+
+    def _clear_recorded(self) -> None:
+        self._recorded_sum = None
+        self._recorded_count = 0
+
     # ------------------------------------------------------------------------ step
-    def _loss_tensor(self, loss: Any) -> Tensor:
+    def _loss_tensor(self, loss: Any, who: str = "LCAM.step", of: str = "this step") -> Tensor:
         device = self._running_loss.device
         if isinstance(loss, Tensor):
             if loss.numel() != 1:
                 raise ValueError(
-                    "LCAM.step needs the scalar loss of this step, got a tensor of shape "
+                    f"{who} needs the scalar loss of {of}, got a tensor of shape "
                     f"{tuple(loss.shape)}: pass the value you called backward() on "
                     "(e.g. loss.mean())"
                 )
             if loss.is_complex():
-                raise ValueError("LCAM.step needs a real-valued loss, got a complex tensor")
+                raise ValueError(f"{who} needs a real-valued loss, got a complex tensor")
             return loss.detach().reshape(()).to(device=device, non_blocking=True)
         if isinstance(loss, (int, float)) and not isinstance(loss, bool):
             return torch.tensor(float(loss), dtype=torch.float64, device=device)
         raise TypeError(
-            f"LCAM.step needs the loss as a tensor or a number, got {type(loss).__name__}"
+            f"{who} needs the loss as a tensor or a number, got {type(loss).__name__}"
         )
 
     def _collect(
@@ -408,24 +529,45 @@ class LCAM(Optimizer):
         *,
         loss: Tensor | float | None = None,
     ) -> Any:
-        """One LCAM step. Give the loss of this step: ``step(loss=loss)`` or ``step(closure)``.
+        """One LCAM step: ``step(loss=loss)``, ``step(closure)``, or ``step()`` after
+        :meth:`record_loss` (which also states the precedence between them).
 
-        Returns the loss (the closure's return value, or ``loss``). Never modifies
-        ``.grad`` and, unless ``nonfinite_loss="raise"``, never reads the device.
+        Returns the closure's return value, ``loss``, or (recorded losses and no
+        closure) their mean as a 0-dim float64 tensor. Never modifies ``.grad`` and,
+        unless ``nonfinite_loss="raise"``, never reads the device.
         """
         if closure is not None and loss is not None:
             raise ValueError("pass either a closure or loss=..., not both")
+        if loss is not None and self._recorded_count:
+            raise ValueError(
+                f"LCAM.step got loss=... but {self._recorded_count} loss(es) were recorded "
+                "with record_loss() since the previous step; nothing was changed. Hand the "
+                "loss over one way per step: record_loss() for every micro-batch and step() "
+                "without a loss, or step(loss=...) and no record_loss()"
+            )
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-            if loss is None:
-                raise ValueError("the closure returned None: it must return the loss")
-        if loss is None:
+            if loss is None and not self._recorded_count:
+                raise ValueError(
+                    "the closure returned None: it must return the loss (or record it "
+                    "with opt.record_loss(loss) before the step)"
+                )
+        returned = loss
+        recorded = self._recorded_count
+        if recorded:
+            assert self._recorded_sum is not None
+            loss_value = self._recorded_sum / recorded
+            if closure is None:
+                returned = loss_value
+        elif loss is None:
             raise TypeError(
                 "LCAM.step needs this step's loss to choose the momentum: call "
-                "opt.step(loss=loss) after loss.backward(), or opt.step(closure)"
+                "opt.step(loss=loss) after loss.backward(), opt.step(closure), or "
+                "opt.record_loss(loss) for each micro-batch before opt.step()"
             )
-        loss_value = self._loss_tensor(loss)
+        else:
+            loss_value = self._loss_tensor(loss)
         batches = [self._collect(i, g) for i, g in enumerate(self.param_groups)]
         first_param = next((b[0][0] for b in batches if b[0]), None)
         if first_param is not None and first_param.device != self._running_loss.device:
@@ -433,13 +575,16 @@ class LCAM(Optimizer):
             loss_value = loss_value.to(first_param.device)
         loss_value = self._reduce_across_ranks(loss_value)
         if self.nonfinite_loss == "raise" and not bool(torch.isfinite(loss_value)):
+            source = f" (the mean of {recorded} recorded losses)" if recorded else ""
             raise ValueError(
-                f"non-finite loss {float(loss_value)} passed to LCAM.step (nonfinite_loss="
-                "'raise'); nothing was changed. Lower the lr, use gradient clipping, or "
-                "pass nonfinite_loss='skip' to leave such losses out of the average"
+                f"non-finite loss {float(loss_value)}{source} passed to LCAM.step "
+                "(nonfinite_loss='raise'); nothing was changed. Lower the lr, use gradient "
+                "clipping, or pass nonfinite_loss='skip' to leave such losses out of the "
+                "average"
             )
 
         use_above = self._running_loss.update(loss_value)
+        self._clear_recorded()
         for group, (params, grads, bufs) in zip(self.param_groups, batches, strict=True):
             if not params:
                 continue
@@ -456,4 +601,4 @@ class LCAM(Optimizer):
             if hp.uses_momentum:
                 for p, buf in zip(params, bufs, strict=True):
                     self.state[p]["momentum_buffer"] = cast(Tensor, buf)
-        return loss
+        return returned
