@@ -77,14 +77,14 @@ def test_lcam_run_writes_the_contract_files(tmp_path: Path) -> None:
 
 def test_lcam_group_trains_with_lagged_lcam_and_sgd_group_with_sgd(tmp_path: Path) -> None:
     _run(_config("m0.95_0.9"), tmp_path)
-    _run(_config("control-m0.95_0.9"), tmp_path)
+    _run(_config("control-m0.933333"), tmp_path)
     lcam_state = load_checkpoint(tmp_path / "digits/m0.95_0.9/seed0/checkpoint.pt")["optimizer"]
     assert lcam_state["lcam"]["decision"] == "lagged"
     group = lcam_state["param_groups"][0]
     assert (group["momentum_above"], group["momentum_below"]) == (0.9, 0.95)
     assert (group["weight_decay"], group["nesterov"], group["dampening"]) == (5e-4, False, 0.0)
 
-    control_dir = tmp_path / "digits/control-m0.95_0.9/seed0"
+    control_dir = tmp_path / "digits/control-m0.933333/seed0"
     sgd_group = load_checkpoint(control_dir / "checkpoint.pt")["optimizer"]["param_groups"][0]
     assert sgd_group["momentum"] == pytest.approx(1 - 1 / 15, abs=1e-15)
     assert "lcam" not in load_checkpoint(control_dir / "checkpoint.pt")["optimizer"]

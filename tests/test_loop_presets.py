@@ -61,7 +61,7 @@ def _write_speechcommands(root: Path) -> None:
 @pytest.fixture(scope="module")
 def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     roots = {name: tmp_path_factory.mktemp(name) for name in
-             ("cifar10", "cifar100", "speechcommands")}
+             ("cifar10", "cifar100", "speechcommands", "mnist1d")}
     _write_cifar(roots["cifar10"], classes=10, per_file=8, seed=1)
     _write_cifar(roots["cifar100"], classes=100, per_file=24, seed=2)
     _write_speechcommands(roots["speechcommands"])
@@ -77,7 +77,11 @@ SMOKE: dict[str, tuple[dict[str, str], str]] = {
     "vit-cifar10": ({"model": "vit-tiny", "model_options.image_size": "32"}, "m0.857_0.93"),
     "vit-cifar100": ({"model": "vit-tiny", "model_options.image_size": "32"}, "m0.93_0.857"),
     "speechcommands-m11": ({"cdlr_start_epoch": "0", "eval_batch_size": "4"}, "m0.857_0.93"),
-    "digits": ({"train_subset": "64", "test_subset": "32"}, "control-m0.95_0.9"),
+    "digits": ({"train_subset": "64", "test_subset": "32"}, "control-m0.933333"),
+    "mnist1d": ({"train_subset": "64", "test_subset": "32"}, "m0.95_0.9"),
+    # The preset's protocol on a small draw of its generator (50,000 samples take ~20 s).
+    "mnist1d-large": ({"train_subset": "64", "test_subset": "32",
+                       "data_options.num_samples": "200"}, "control-m0.906009"),
 }
 BATCH = 8
 
@@ -108,8 +112,8 @@ def test_preset_runs_one_epoch_on_tiny_data(
     preset = get_single_preset(name)
     group = preset.group(SMOKE[name][1])
     (line,) = _run_smoke(name, group.name, data_roots, tmp_path)
-    train_size = {"cifar10": 40, "cifar100": 24, "speechcommands": 6, "digits": 64}[
-        preset.settings.data]
+    train_size = {"cifar10": 40, "cifar100": 24, "speechcommands": 6, "digits": 64,
+                  "mnist1d": 64}[preset.settings.data]
     steps = -(-train_size // BATCH)
     assert line["epoch"] == 0 and line["steps"] == steps
     assert line["weight_decay"] == preset.settings.weight_decay

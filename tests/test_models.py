@@ -180,7 +180,28 @@ def test_unknown_model_lists_the_valid_names() -> None:
         build_model("resnet18", num_classes=10, input_shape=(3, 32, 32))
     for name in model_names():
         assert name in str(info.value)
-    assert set(model_names()) == {"wrn-<depth>-<width>", "m11", "vit-b16", "vit-tiny", "digits-cnn"}
+    assert set(model_names()) == {"wrn-<depth>-<width>", "m11", "vit-b16", "vit-tiny", "digits-cnn",
+                                  "mnist1d-cnn", "mnist1d-mlp"}
+
+
+def test_mnist1d_models_have_the_reference_layers() -> None:
+    cnn = build_model("mnist1d-cnn", num_classes=10, input_shape=(1, 40))
+    convs = [m for m in cnn.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding)
+            for c in convs] == [(1, 25, (5,), (2,), (1,)), (25, 25, (3,), (2,), (1,)),
+                                (25, 25, (3,), (2,), (1,))]
+    assert sum(p.numel() for p in cnn.parameters()) == 5210  # linear 125 -> 10
+    assert cnn(torch.zeros(3, 1, 40)).shape == (3, 10)
+    mlp = build_model("mnist1d-mlp", num_classes=10, input_shape=(1, 40))
+    assert sum(p.numel() for p in mlp.parameters()) == 40 * 100 + 100 + 100 * 100 + 100 + 1010
+    # h = relu(W1 x); h = h + relu(W2 h); W3 h: the reference's residual hidden layer
+    x = torch.randn(4, 1, 40)
+    h = mlp.linear1(x.flatten(1)).relu()
+    assert torch.equal(mlp(x), mlp.linear3(h + mlp.linear2(h).relu()))
+    wide = build_model("mnist1d-mlp", num_classes=10, input_shape=(1, 40), hidden_size=256)
+    assert wide.linear1.out_features == 256
+    with pytest.raises(ValueError, match="mnist1d-cnn needs C, T"):
+        build_model("mnist1d-cnn", num_classes=10, input_shape=(3, 8, 8))
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ def _groups(name: str) -> dict[str, tuple[str, float | None, float | None, float
 
 
 def test_registry_holds_every_preset_of_the_issue() -> None:
-    assert set(preset_names()) == {"digits", "table1", *PAPER_PRESETS}
+    assert set(preset_names()) == {"digits", "table1", *PAPER_PRESETS,
+                                   "mnist1d", "mnist1d-large", "evidence"}
 
 
 @pytest.mark.parametrize("name", ["fig3-cifar10", "fig4-cifar100"])
@@ -88,13 +89,15 @@ def test_speechcommands_preset_is_m11_with_cdlr() -> None:
 def test_digits_has_paper_groups_balanced_pairs_and_controls() -> None:
     preset = get_single_preset("digits")
     names = [g.name for g in preset.sweep_groups()]
+    # One control per distinct matched momentum: a pair and its swap share it.
     assert names == ["m0.9", "m0.95", "m0.95_0.9", "m0.9_0.95", "m0.857_0.93", "m0.93_0.857",
-                     "control-m0.95_0.9", "control-m0.9_0.95", "control-m0.857_0.93",
-                     "control-m0.93_0.857"]
+                     "control-m0.933333", "control-m0.906009"]
     roles = {g.name: g.role for g in preset.sweep_groups()}
     assert roles["m0.95_0.9"] == "paper" and roles["m0.857_0.93"] == "balanced"
-    control = preset.group("control-m0.95_0.9")
-    assert (control.optimizer, control.role, control.matched_to) == ("sgd", "control", "m0.95_0.9")
+    control = preset.group("control-m0.933333")
+    assert (control.optimizer, control.role, control.matched_to) == (
+        "sgd", "control", ("m0.95_0.9", "m0.9_0.95"))
+    assert preset.group("control-m0.906009").matched_to == ("m0.857_0.93", "m0.93_0.857")
     # effective steps 1/(1-0.9) = 10 and 1/(1-0.95) = 20, half the steps each -> 15
     assert control.momentum == matched_momentum(0.9, 0.95, fraction_above=0.5)
     assert control.momentum == pytest.approx(1 - 1 / 15, abs=1e-15)
@@ -102,9 +105,13 @@ def test_digits_has_paper_groups_balanced_pairs_and_controls() -> None:
 
 def test_control_follows_the_configured_fraction_above() -> None:
     preset = get_single_preset("digits").with_overrides({"control_fraction_above": "0.25"})
-    control = preset.group("control-m0.95_0.9")
+    # A fraction other than 0.5 tells a pair from its swap: one control each.
+    controls = {g.matched_to: g for g in preset.control_groups()}
+    assert set(controls) == {("m0.95_0.9",), ("m0.9_0.95",), ("m0.857_0.93",), ("m0.93_0.857",)}
+    control = controls[("m0.95_0.9",)]
     # a quarter of the steps at 0.9 (above), three quarters at 0.95 (below)
     assert control.momentum == pytest.approx(1 - 1 / (0.25 * 10 + 0.75 * 20), abs=1e-12)
+    assert control.name == f"control-m{control.momentum:g}"
 
 
 def test_every_paper_preset_can_enable_the_control() -> None:
@@ -113,8 +120,14 @@ def test_every_paper_preset_can_enable_the_control() -> None:
         assert not preset.control
         plain = [g.name for g in preset.sweep_groups()]
         with_control = [g.name for g in preset.with_overrides({"control": "true"}).sweep_groups()]
-        lcam_groups = [g.name for g in preset.groups if g.optimizer == "lcam"]
-        assert with_control == plain + [f"control-{g}" for g in lcam_groups]
+        lcam_groups = [g for g in preset.groups if g.optimizer == "lcam"]
+        expected = []
+        for group in lcam_groups:
+            momentum = matched_momentum(group.momentum_above, group.momentum_below,
+                                        fraction_above=0.5)
+            if f"control-m{momentum:g}" not in expected:
+                expected.append(f"control-m{momentum:g}")
+        assert with_control == plain + expected
 
 
 def test_table1_is_five_rows_with_the_table1_groups() -> None:
@@ -138,7 +151,8 @@ def test_table1_sweep_runs_each_row_in_its_own_preset_directory(tmp_path: Path) 
 
 
 def test_unknown_names_are_rejected_with_the_valid_ones() -> None:
-    with pytest.raises(UnknownNameError, match="valid presets: digits, fig3-cifar10"):
+    with pytest.raises(UnknownNameError,
+                       match="valid presets: digits, mnist1d, mnist1d-large, fig3-cifar10"):
         get_preset("fig3")
     with pytest.raises(UnknownNameError, match=r"valid groups: m0.9, m0.9_0.95, m0.857_0.93"):
         get_single_preset("cdlr-cifar10").group("m0.95_0.9")
@@ -168,6 +182,45 @@ def test_overrides_are_parsed_with_the_declared_types() -> None:
         get_single_preset("digits").with_overrides({"epochs": "0"})
 
 
+def test_mnist1d_presets_freeze_one_protocol_for_every_group() -> None:
+    small, large = get_single_preset("mnist1d"), get_single_preset("mnist1d-large")
+    for preset in (small, large):
+        settings = preset.settings
+        assert (settings.data, settings.model, settings.decision) == (
+            "mnist1d", "mnist1d-cnn", "lagged")
+        assert (settings.lr, settings.batch_size, settings.weight_decay) == (0.15, 128, 5e-4)
+        # x0.2 from 20/40/60% of the epochs, as Fig. 3's 31/61/91 of 150
+        assert [m / settings.epochs for m in settings.milestones] == [0.2, 0.4, 0.6]
+        assert [g.name for g in preset.sweep_groups()] == [
+            "m0.9", "m0.95", "m0.95_0.9", "m0.9_0.95", "m0.857_0.93", "m0.93_0.857",
+            "control-m0.933333", "control-m0.906009"]
+    assert (small.settings.epochs, small.seeds, small.settings.data_options) == (60, 20, {})
+    assert (large.settings.epochs, large.seeds) == (20, 8)
+    assert large.settings.data_options == {"num_samples": 50000}
+
+
+def test_evidence_runs_every_group_of_three_data_sets_with_their_seeds() -> None:
+    preset = get_preset("evidence")
+    assert isinstance(preset, CompositePreset)
+    rows = preset.resolved_rows()
+    assert [(p.name, p.seeds) for p, _ in rows] == [
+        ("digits", 20), ("mnist1d", 20), ("mnist1d-large", 8)]
+    assert [len(p.sweep_groups(g)) for p, g in rows] == [8, 8, 8]
+
+
+def test_controls_of_one_momentum_merge_and_others_do_not() -> None:
+    a = GroupSpec.control_for(GroupSpec.asymmetric(below=0.95, above=0.9), fraction_above=0.5)
+    b = GroupSpec.control_for(GroupSpec.asymmetric(below=0.9, above=0.95), fraction_above=0.5)
+    assert a.name == b.name == "control-m0.933333"
+    assert a.merged_with(b).matched_to == ("m0.95_0.9", "m0.9_0.95")
+    other = GroupSpec.control_for(GroupSpec.asymmetric(below=0.93, above=0.857),
+                                  fraction_above=0.5)
+    with pytest.raises(ConfigError, match="only one control per momentum"):
+        a.merged_with(other)
+    with pytest.raises(ConfigError, match="matched_to is a tuple"):
+        GroupSpec(name="c", optimizer="sgd", momentum=0.9, role="control", matched_to="x")  # type: ignore[arg-type]
+
+
 def test_groups_validate_their_momenta() -> None:
     with pytest.raises(ConfigError, match="not in"):
         GroupSpec.fixed(1.5)
@@ -178,7 +231,7 @@ def test_groups_validate_their_momenta() -> None:
 def test_show_prints_the_resolved_preset_as_json() -> None:
     shown = json.loads(show("digits", {"epochs": "3"}))
     assert shown["settings"]["epochs"] == 3
-    assert shown["sweep_groups"][-1] == "control-m0.93_0.857"
+    assert shown["sweep_groups"][-1] == "control-m0.906009"
     composite = json.loads(show("table1"))
     assert [row["preset"]["name"] for row in composite["rows"]][0] == "speechcommands-m11"
 

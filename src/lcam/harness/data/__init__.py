@@ -38,7 +38,12 @@ Batches
 """
 
 from lcam.harness.data.bundle import DataBundle, Normalization, Split
-from lcam.harness.data.errors import DatasetCorruptError, DatasetError, DatasetNotFoundError
+from lcam.harness.data.errors import (
+    DatasetCorruptError,
+    DatasetDependencyError,
+    DatasetError,
+    DatasetNotFoundError,
+)
 from lcam.harness.data.loader import CROP_PADDING, BatchLoader, EpochPlan, crop_flip, epoch_seed
 from lcam.harness.data.registry import (
     DATA_ROOT_VARIABLE,
@@ -55,6 +60,7 @@ __all__ = [
     "BatchLoader",
     "DataBundle",
     "DatasetCorruptError",
+    "DatasetDependencyError",
     "DatasetError",
     "DatasetNotFoundError",
     "EpochPlan",

@@ -18,3 +18,7 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
 
 class DatasetCorruptError(DatasetError, ValueError):
     """The files exist but do not have the expected content."""
+
+
+class DatasetDependencyError(DatasetError, ImportError):
+    """A package that a data set needs is not installed; the message names the extra."""

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from lcam.harness.data.bundle import DataBundle, Normalization, Split
+from lcam.harness.data.errors import DatasetDependencyError
 from lcam.harness.data.tensor_cache import load_tensor_cache, save_tensor_cache
 
 __all__ = ["CACHE_FOLDER", "cache_path", "generator_arguments", "load_mnist1d", "make_arrays"]
@@ -62,7 +63,7 @@ def _package() -> Any:
     try:
         import mnist1d.data
     except ImportError as error:
-        raise ImportError(f"{INSTALL_HINT} ({error})") from None
+        raise DatasetDependencyError(f"{INSTALL_HINT} ({error})") from None
     return mnist1d
 
 
@@ -112,7 +113,7 @@ def _package_version() -> str:
     try:
         return version("mnist1d")
     except PackageNotFoundError:
-        raise ImportError(INSTALL_HINT) from None
+        raise DatasetDependencyError(INSTALL_HINT) from None
 
 
 def cache_path(
