@@ -2,12 +2,18 @@
 
     .venv/bin/python scripts/refresh_readme_demo.py             # runs `lcam demo` if needed
     .venv/bin/python scripts/refresh_readme_demo.py --runs DIR # use an existing demo output
+    .venv/bin/python scripts/refresh_readme_demo.py --readme-only  # re-render the committed summary
 
 It copies the report's ``digits_curves.png`` to ``docs/images/``, keeps the numbers the
 table is made of in ``docs/images/demo_summary.json`` (a slice of the report's
 ``summary.json``), and rewrites the README between the ``demo-table`` markers. A test
 (`tests/test_readme_demo.py`) renders the table again from that JSON and compares it
 with the README, so the README cannot drift from the numbers by hand.
+
+The numbers are exact on the machine that made them and may differ slightly on
+another (float reductions differ between CPU kernels), so the summary also records the
+machine the runs trained on, read from their ``config.json`` files (CPU model, usable
+CPUs, torch version, operating system), and the table's caption names it.
 """
 
 from __future__ import annotations
@@ -39,16 +45,52 @@ def _comparison(test: dict[str, Any] | None) -> str:
     return f"{test['difference']:+.2f} (p={test['p_value']:.2f}, {test['verdict']})"
 
 
-def demo_slice(summary: dict[str, Any]) -> dict[str, Any]:
-    """The part of the report's summary.json that the README table shows."""
+def demo_slice(summary: dict[str, Any], machines: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """The part of the report's summary.json that the README table shows, and the machines."""
     preset = next(p for p in summary["presets"] if p["preset"] == "digits")
     keep = ("name", "momentum_text", "role", "final_test_error", "best_test_error",
             "fraction_above", "vs_fixed", "vs_control")
     return {
         "preset": "digits",
         "epochs": preset["groups"][0]["epochs"],
+        "machines": machines,
         "groups": [{k: g.get(k) for k in keep} for g in preset["groups"]],
     }
+
+
+def run_machines(report_dir: Path) -> list[dict[str, Any] | None]:
+    """The distinct machines the runs under ``report_dir`` trained on, in order.
+
+    One entry per distinct ``{cpu, cpus, torch, platform}`` of the runs' ``config.json``
+    (``report_dir/<group>/seed<K>/config.json``); ``None`` stands for runs written
+    before lcam recorded the machine.
+    """
+    machines: list[dict[str, Any] | None] = []
+    for path in sorted(report_dir.glob("*/seed*/config.json")):
+        config = json.loads(path.read_text(encoding="utf-8"))
+        machine = config.get("machine")
+        entry = None if not machine else {
+            "cpu": machine["cpu"], "cpus": machine["cpus"],
+            "torch": config["versions"]["torch"], "platform": machine["platform"],
+        }
+        if entry not in machines:
+            machines.append(entry)
+    return machines
+
+
+def machine_caption(machines: list[dict[str, Any] | None] | None) -> str:
+    """``Machine: <CPU> (<n> CPUs), torch <version>, <OS>.``, or that it was not recorded."""
+    def one(machine: dict[str, Any] | None) -> str:
+        if machine is None:
+            return "not recorded"
+        return (f"{machine['cpu']} ({machine['cpus']} CPUs), torch {machine['torch']}, "
+                f"{machine['platform']}")
+
+    if not machines or machines == [None]:
+        return "Machine: not recorded (the runs predate lcam recording it)."
+    if len(machines) == 1:
+        return f"Machine: {one(machines[0])}."
+    return "Machines (the runs differ): " + "; ".join(one(m) for m in machines) + "."
 
 
 def render_table(demo: dict[str, Any]) -> str:
@@ -57,6 +99,7 @@ def render_table(demo: dict[str, Any]) -> str:
     lines = [
         f"Digits preset, {demo['epochs']} epochs, {seeds} seeds per group; test error in % "
         "(mean ± sample std over seeds); Welch tests on the final errors.",
+        machine_caption(demo.get("machines")),
         "",
         "| group | momentum | final test error | best-epoch error | fraction above avg "
         "| vs m0.9 | vs matched control |",
@@ -81,22 +124,35 @@ def readme_block(readme_text: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "demo")
+    parser.add_argument("--readme-only", action="store_true",
+                        help="only re-render the README table from the committed "
+                             f"{SUMMARY.relative_to(ROOT)} (no demo, figure untouched)")
     args = parser.parse_args()
+    if args.readme_only:
+        write_readme_table(json.loads(SUMMARY.read_text(encoding="utf-8")))
+        print(f"README demo table re-rendered from {SUMMARY.relative_to(ROOT)}")
+        return 0
     report_dir = args.runs / "digits"
     if not (report_dir / "summary.json").exists():
         subprocess.run([sys.executable, "-m", "lcam", "demo", "--out", str(args.runs)],
                        check=True)
     summary = json.loads((report_dir / "summary.json").read_text(encoding="utf-8"))
-    demo = demo_slice(summary)
+    demo = demo_slice(summary, run_machines(report_dir))
     IMAGES.mkdir(parents=True, exist_ok=True)
     SUMMARY.write_text(json.dumps(demo, indent=1) + "\n", encoding="utf-8")
     shutil.copyfile(report_dir / "figures" / "digits_curves.png", FIGURE)
+    write_readme_table(demo)
+    print(f"README demo table and {FIGURE.relative_to(ROOT)} refreshed from {report_dir} "
+          f"({machine_caption(demo['machines'])})")
+    return 0
+
+
+def write_readme_table(demo: dict[str, Any]) -> None:
+    """Replace the README's text between the demo-table markers with the rendered table."""
     text = README.read_text(encoding="utf-8")
     start, end = text.index(START) + len(START), text.index(END)
     README.write_text(text[:start] + "\n" + render_table(demo) + "\n" + text[end:],
                       encoding="utf-8")
-    print(f"README demo table and {FIGURE.relative_to(ROOT)} refreshed from {report_dir}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""The README's demo table is generated (scripts/refresh_readme_demo.py), never hand-edited."""
+"""The README's demo table is generated (scripts/refresh_readme_demo.py), never hand-edited,
+and its caption names the machine the numbers came from."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,3 +46,56 @@ def test_render_table_shows_each_group_with_its_numbers():
     assert "| m0.9 | fixed 0.9 | 2.50 ± 0.25 | 2.00 | — | — | — |" in table
     assert ("| m0.95_0.9 | 0.95 below / 0.9 above | 2.25 ± 0.12 | 2.00 ± 0.00 | 0.46 | "
             "-0.25 (p=0.31, within noise) | — |") in table
+
+
+XEON = {"cpu": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "cpus": 2,
+        "torch": "2.13.0+cpu", "platform": "Linux-6.1.0-x86_64-with-glibc2.36"}
+
+
+def test_readme_demo_caption_names_the_machine_of_the_committed_summary():
+    script = _script()
+    demo = json.loads(script.SUMMARY.read_text(encoding="utf-8"))
+    caption = script.readme_block(script.README.read_text(encoding="utf-8")).splitlines()[1]
+    assert caption == script.machine_caption(demo.get("machines"))
+    assert caption.startswith("Machine")
+
+
+def test_machine_caption_names_cpu_cpus_torch_and_os_or_says_it_is_unknown():
+    script = _script()
+    assert script.machine_caption([XEON]) == (
+        "Machine: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz (2 CPUs), torch 2.13.0+cpu, "
+        "Linux-6.1.0-x86_64-with-glibc2.36.")
+    unknown = "Machine: not recorded (the runs predate lcam recording it)."
+    assert script.machine_caption(None) == script.machine_caption([None]) == unknown
+    other = {**XEON, "cpu": "AMD EPYC 7B13", "cpus": 4}
+    assert script.machine_caption([XEON, other, None]) == (
+        "Machines (the runs differ): Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz (2 CPUs), "
+        "torch 2.13.0+cpu, Linux-6.1.0-x86_64-with-glibc2.36; AMD EPYC 7B13 (4 CPUs), torch "
+        "2.13.0+cpu, Linux-6.1.0-x86_64-with-glibc2.36; not recorded.")
+    table = script.render_table({"epochs": 3, "machines": [XEON], "groups": [
+        {"name": "m0.9", "momentum_text": "fixed 0.9", "fraction_above": None,
+         "final_test_error": {"n": 2, "mean": 2.5, "std": 0.25},
+         "best_test_error": {"n": 2, "mean": 2.0, "std": None}, "vs_fixed": None}]})
+    assert table.splitlines()[1] == script.machine_caption([XEON])
+
+
+def test_run_machines_reads_what_the_harness_writes_into_config_json(tmp_path: Path):
+    from lcam.harness.presets import get_single_preset
+    from lcam.harness.rundir import config_document, machine_description
+
+    script = _script()
+    config = get_single_preset("digits").run_config("m0.9", 0)
+    for group, seed in (("m0.9", 0), ("m0.9", 1), ("m0.95", 0)):
+        run = tmp_path / group / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps(config_document(config, {})))
+    old = json.loads((tmp_path / "m0.95" / "seed0" / "config.json").read_text())
+    del old["machine"]  # written before lcam recorded the machine
+    (tmp_path / "m0.95" / "seed0" / "config.json").write_text(json.dumps(old))
+
+    here = machine_description()
+    assert script.run_machines(tmp_path) == [
+        {"cpu": here["cpu"], "cpus": here["cpus"], "torch": torch.__version__,
+         "platform": here["platform"]},
+        None,
+    ]

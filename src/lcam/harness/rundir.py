@@ -12,6 +12,7 @@ when the latest one is unreadable) is decided by
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -28,7 +29,9 @@ __all__ = [
     "RunDirectory",
     "RunDirectoryError",
     "Start",
+    "cpu_model",
     "git_commit",
+    "machine_description",
     "package_versions",
     "prepare_run_directory",
     "run_directory",
@@ -144,11 +147,12 @@ def prepare_run_directory(
 
 
 def config_document(config: RunConfig, runtime: dict[str, Any]) -> dict[str, Any]:
-    """The whole ``config.json``: the run's configuration, versions, git commit, runtime."""
+    """The whole ``config.json``: configuration, versions, git commit, machine, runtime."""
     return {
         **config.to_json(),
         "versions": package_versions(),
         "git_commit": git_commit(),
+        "machine": machine_description(),
         "runtime": runtime,
     }
 
@@ -168,6 +172,32 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def machine_description() -> dict[str, Any]:
+    """The machine a run trains on: CPU model, usable logical CPUs, operating system.
+
+    Float reductions differ between CPU kernels, so the same run can end with slightly
+    different numbers on another CPU; ``config.json`` records the machine so that
+    results can be told apart. The CPU model is the first ``model name`` of
+    ``/proc/cpuinfo`` (Linux), else what :func:`platform.processor` reports.
+    """
+    affinity = getattr(os, "sched_getaffinity", None)
+    cpus = len(affinity(0)) if affinity is not None else os.cpu_count()
+    return {"cpu": cpu_model(), "cpus": cpus, "platform": platform.platform()}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``"unknown"`` when the system does not say)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def git_commit() -> str | None:
