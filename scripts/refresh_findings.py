@@ -4,9 +4,10 @@
     .venv/bin/python scripts/refresh_findings.py runs/evidence --sweep-seconds 3120
 
 Writes ``docs/findings/summary.json`` (every number of the page), one curves figure
-per data set in ``docs/findings/`` and ``docs/FINDINGS.md``, rendered from the
-summary alone by :func:`lcam.report.findings.render`; ``tests/test_findings_page.py``
-fails when the page and the committed summary disagree. Without ``--sweep-seconds``
+per data set in ``docs/findings/``, ``docs/FINDINGS.md``, rendered from the summary
+alone by :func:`lcam.report.findings.render`, and the README's short verdict table;
+``tests/test_findings_page.py`` fails when the page or the README and the committed
+summary disagree. Without ``--sweep-seconds``
 the sweep's timing is kept from the previous summary.
 """
 
@@ -25,10 +26,12 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from lcam.report.build import build_report  # noqa: E402
 from lcam.report.figures import figure_stem  # noqa: E402
-from lcam.report.findings import collect, render  # noqa: E402
+from lcam.report.findings import collect, readme_table, render  # noqa: E402
 from lcam.report.runs import ReportError  # noqa: E402
 
 FINDINGS = ROOT / "docs" / "FINDINGS.md"
+README = ROOT / "README.md"
+README_START, README_END = "<!-- findings-table:start -->\n", "<!-- findings-table:end -->"
 FOLDER = ROOT / "docs" / "findings"
 SUMMARY = FOLDER / "summary.json"
 PRESETS = ("mnist1d", "mnist1d-large", "digits")  # the columns of the verdict table
@@ -85,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
                 summary["figures"][preset] = f"findings/{name}"
     SUMMARY.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     FINDINGS.write_text(render(summary), encoding="utf-8")
+    readme = README.read_text(encoding="utf-8")
+    head, start, rest = readme.partition(README_START)
+    _, end, tail = rest.partition(README_END)
+    if not (start and end):
+        print(f"refresh_findings: README.md lacks {README_START.strip()} ... {README_END}",
+              file=sys.stderr)
+        return 1
+    README.write_text(head + start + readme_table(summary) + end + tail, encoding="utf-8")
     print(f"wrote {FINDINGS.relative_to(ROOT)}, {SUMMARY.relative_to(ROOT)} and "
           f"{len(summary['figures'])} figure(s)")
     return 0

@@ -21,7 +21,7 @@ from lcam.report.controls import merge_controls
 from lcam.report.paired import ALPHA, BOOTSTRAP_RESAMPLES, POWER, PairedComparison
 from lcam.report.runs import GroupSpec, ReportError, Run, load_runs
 
-__all__ = ["collect", "render"]
+__all__ = ["collect", "readme_table", "render"]
 
 
 def collect(
@@ -132,6 +132,36 @@ def _cell(claim: Mapping[str, Any]) -> str:
     return verdict
 
 
+def verdict_table(summary: Mapping[str, Any]) -> list[str]:
+    """The claims x data sets table, one Markdown line a row."""
+    presets: Mapping[str, Any] = summary["presets"]
+    names = list(presets)
+    lines = [
+        "| claim | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for key, title in CLAIMS.items():
+        cells = [_cell(presets[n]["claims"][key]) for n in names]
+        if key == "C2":
+            title = f"{title}; across data sets: **{summary['c2_across']['verdict']}**"
+        lines.append(f"| **{key}** {title} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def readme_table(summary: Mapping[str, Any]) -> str:
+    """The README's copy of the verdict table, with its caption (ends with a newline)."""
+    machine = summary.get("machine") or {}
+    seeds = ", ".join(f"`{n}` {p['seeds']}" for n, p in summary["presets"].items())
+    lines = [
+        f"Seeds per group: {seeds}; equivalence margin ±{summary['margin']} points; "
+        f"measured on {machine.get('cpu', 'an unrecorded machine')}, torch "
+        f"{machine.get('torch', '?')}.",
+        "",
+        *verdict_table(summary),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render(summary: Mapping[str, Any]) -> str:
     """``docs/FINDINGS.md`` for ``summary`` (as :func:`collect` returns it, plus the
     ``sweep`` and ``machine`` entries the refresh script adds)."""
@@ -148,15 +178,8 @@ def render(summary: Mapping[str, Any]) -> str:
         "",
         "## Verdicts",
         "",
-        "| claim | " + " | ".join(f"`{n}`" for n in names) + " |",
-        "|---|" + "---|" * len(names),
+        *verdict_table(summary),
     ]
-    for key, title in CLAIMS.items():
-        cells = [_cell(presets[n]["claims"][key]) for n in names]
-        if key == "C2":
-            across = summary["c2_across"]
-            title = f"{title}; across data sets: **{across['verdict']}**"
-        lines.append(f"| **{key}** {title} | " + " | ".join(cells) + " |")
     lines += ["", _legend(margin), ""]
     lines += ["## Why each verdict", ""]
     for key in CLAIMS:
