@@ -417,7 +417,7 @@ def test_paper_columns_map_by_momentum_values() -> None:
     assert paper.column_for(low_high) == "M0.857-0.93"
     assert paper.column_for(high_low) == "M0.93-0.857"
     assert paper.column_for(other) is None
-    control = GroupSpec("e", "sgd", momentum=0.9, role="control", matched_to="b")
+    control = GroupSpec("e", "sgd", momentum=0.9, role="control", matched_to=("b",))
     assert paper.column_for(control) is None
 
 

@@ -12,7 +12,10 @@ Special groups, read from ``config.json`` (never from the group's name):
   count at which a group's mean-over-seeds test-error curve is at or below it, also
   given as a fraction of that group's epochs.
 - the *matched control* of an LCAM group ``G``: the group whose config says
-  ``"role": "control", "matched_to": "G"``.
+  ``"role": "control"`` with ``G`` in its ``"matched_to"`` list. One control may serve
+  several LCAM groups (a pair and its swap); old run directories with one control per
+  LCAM group of the same momentum arrive here already merged into one
+  (`lcam.report.controls.merge_controls`).
 
 Every group with finished runs is compared with Welch's t-test against the fixed-0.9
 group, every LCAM group also against its control, and the group with the lowest mean
@@ -75,7 +78,7 @@ class GroupResult:
     momentum_below: float | None
     momentum_above: float | None
     role: str | None
-    matched_to: str | None
+    matched_to: tuple[str, ...] | None
     momentum_text: str
     finished_seeds: list[int]
     partial_seeds: list[int]
@@ -292,7 +295,9 @@ def _find_control(
 ) -> str | None:
     if specs[name].optimizer != "lcam":
         return None
-    controls = sorted(n for n, s in specs.items() if s.role == "control" and s.matched_to == name)
+    controls = sorted(
+        n for n, s in specs.items() if s.role == "control" and name in (s.matched_to or ())
+    )
     if len(controls) > 1:
         warnings.append(
             f"preset {preset}: several control groups matched to {name} "

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lcam.report.analysis import PresetResult, RunSummary, analyze, summarize_run
+from lcam.report.controls import merge_controls
 from lcam.report.figures import write_preset_figures
 from lcam.report.markdown import render_report
 from lcam.report.runs import load_runs
@@ -67,7 +68,9 @@ def build_report(
     directory contract (the message names the file, and the line of ``metrics.jsonl``).
     """
     dirs = [Path(d) for d in run_dirs]
-    runs, discovery_warnings = load_runs(dirs)
+    loaded, discovery_warnings = load_runs(dirs)
+    runs, control_warnings = merge_controls(loaded)  # old format: one control per momentum
+    discovery_warnings += control_warnings
     out = Path(out_dir) if out_dir is not None else dirs[0]
     out.mkdir(parents=True, exist_ok=True)
     display = {id(run): _relative(run.path, out) for run in runs}

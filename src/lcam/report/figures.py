@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -39,10 +40,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from lcam.report.analysis import PresetResult
+from lcam.report.analysis import GroupResult, PresetResult
 from lcam.report.runs import Run
 
-__all__ = ["figure_stem", "write_preset_figures"]
+__all__ = ["figure_stem", "preset_figures", "write_preset_figures"]
 
 FORMATS = ("png", "svg")
 DPI = 150
@@ -55,20 +56,21 @@ def figure_stem(preset: str) -> str:
 
 
 class _Plot:
-    """The runs of one preset, grouped and coloured in the order of the report."""
+    """The runs of one preset, grouped, coloured and styled in the order of the report.
+
+    Every group is drawn once (the report has already merged duplicate controls, see
+    `lcam.report.controls`). Fixed-momentum and LCAM groups get distinct colours, none
+    reused; a control is dashed in the colour of the first of its LCAM groups that is
+    drawn (a second control of the same LCAM group gets another dash pattern), or gets
+    a colour of its own when none of them is.
+    """
 
     def __init__(self, result: PresetResult, runs: Sequence[Run]) -> None:
         self.result = result
-        palette = matplotlib.colormaps["tab10"]
         self.groups = [g.name for g in result.groups]
-        self.color = {name: palette(i % palette.N) for i, name in enumerate(self.groups)}
-        self.label = {
-            g.name: f"{g.name} ({g.momentum_text}, n={len(g.finished_seeds)})"
-            for g in result.groups
-        }
-        self.partial_label = {
-            g.name: f"{g.name} ({g.momentum_text}, partial runs only)" for g in result.groups
-        }
+        self.color, self.linestyle = _styles(result)
+        self.label = {g.name: f"{_name(g)}, n={len(g.finished_seeds)})" for g in result.groups}
+        self.partial_label = {g.name: f"{_name(g)}, partial runs only)" for g in result.groups}
         mine = [r for r in runs if r.preset == result.preset]
         self.finished = {
             n: [r for r in mine if r.group.name == n and r.finished] for n in self.groups
@@ -101,7 +103,15 @@ class _Plot:
                 x = np.arange(1, stack.shape[1] + 1)
                 mean = np.nanmean(stack, axis=0)
                 marker = "o" if x.size == 1 else None
-                ax.plot(x, mean, color=color, lw=1.6, marker=marker, label=self.label[name])
+                ax.plot(
+                    x,
+                    mean,
+                    color=color,
+                    lw=1.6,
+                    ls=self.linestyle[name],
+                    marker=marker,
+                    label=self.label[name],
+                )
                 if len(curves) > 1:
                     low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
                     ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
@@ -124,6 +134,64 @@ class _Plot:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         return means
+
+
+# Dash patterns of controls: the first control of an LCAM group is "--"; dotted is
+# kept for partial runs.
+_CONTROL_DASHES: tuple[str | tuple[float, tuple[float, ...]], ...] = (
+    "--",
+    "-.",
+    (0.0, (6.0, 1.5, 1.0, 1.5, 1.0, 1.5)),
+    (0.0, (1.0, 1.0, 4.0, 1.0)),
+)
+
+
+def _is_control(group: GroupResult) -> bool:
+    return group.role == "control"
+
+
+def _name(group: GroupResult) -> str:
+    """The legend label up to its closing part: ``m0.9 (fixed 0.9``."""
+    if _is_control(group):
+        momentum = "?" if group.momentum is None else f"{group.momentum:.3g}"
+        matched = ", ".join(group.matched_to or ()) or "no LCAM group"
+        return f"control {momentum} ({matched}"
+    return f"{group.name} ({group.momentum_text}"
+
+
+def _palette(count: int) -> list[tuple[float, float, float, float]]:
+    """``count`` distinct colours: tab10, then tab20, then evenly spaced on turbo."""
+    for name in ("tab10", "tab20"):
+        cmap = matplotlib.colormaps[name]
+        if count <= cmap.N:
+            return [cmap(i) for i in range(count)]
+    turbo = matplotlib.colormaps["turbo"]
+    return [turbo(x) for x in np.linspace(0.05, 0.95, count)]
+
+
+def _styles(result: PresetResult) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Colour and line style per group (see `_Plot`)."""
+    groups = result.groups
+    own = {g.name for g in groups if not _is_control(g)}
+    lead = {}
+    for g in groups:
+        if _is_control(g):
+            first = next((m for m in g.matched_to or () if m in own), None)
+            if first is not None:
+                lead[g.name] = first
+    coloured = [g.name for g in groups if g.name not in lead]
+    color: dict[str, Any] = dict(zip(coloured, _palette(len(coloured)), strict=True))
+    linestyle: dict[str, Any] = {g.name: "-" for g in groups if not _is_control(g)}
+    dashes_used: dict[str, int] = {}
+    for g in groups:
+        if not _is_control(g):
+            continue
+        key = lead.get(g.name, g.name)
+        color[g.name] = color[key]
+        index = dashes_used.get(key, 0)
+        dashes_used[key] = index + 1
+        linestyle[g.name] = _CONTROL_DASHES[index % len(_CONTROL_DASHES)]
+    return color, linestyle
 
 
 def _as_array(values: Sequence[float | None]) -> np.ndarray:
@@ -232,15 +300,8 @@ def _save(fig: Figure, fig_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def write_preset_figures(result: PresetResult, runs: Sequence[Run], fig_dir: Path) -> list[Path]:
-    """Write every figure of one preset into ``fig_dir``; return the files written."""
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    plot = _Plot(result, runs)
-    stem = figure_stem(result.preset)
-    subtitle = ", ".join(v for v in (result.data, result.model, result.schedule) if v)
-    title = f"{result.preset} ({subtitle})" if subtitle else result.preset
-    written: list[Path] = []
-    style = matplotlib.rc_context(
+def _style() -> Any:
+    return matplotlib.rc_context(
         {
             "svg.hashsalt": "lcam-report",
             "svg.fonttype": "none",
@@ -250,23 +311,46 @@ def write_preset_figures(result: PresetResult, runs: Sequence[Run], fig_dir: Pat
             "grid.alpha": 0.3,
         }
     )
-    with style:
-        fig = Figure(figsize=(11, 4.8), layout="constrained")
-        left, right = fig.subplots(1, 2)
-        _test_error(left, plot)
-        _train_loss(right, plot)
-        _one_legend_below(fig, left, right)
-        fig.suptitle(title)
-        written += _save(fig, fig_dir, f"{stem}_curves")
-        panels: list[tuple[str, Panel]] = [
-            ("test_error", _test_error),
-            ("train_loss", _train_loss),
-            ("lr", _lr),
-            ("fraction_above", _fraction_above),
-        ]
-        for suffix, panel in panels:
-            fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-            panel(fig.subplots(), plot)
-            fig.suptitle(title, fontsize="medium")
-            written += _save(fig, fig_dir, f"{stem}_{suffix}")
+
+
+def _build(result: PresetResult, runs: Sequence[Run]) -> dict[str, Figure]:
+    plot = _Plot(result, runs)
+    subtitle = ", ".join(v for v in (result.data, result.model, result.schedule) if v)
+    title = f"{result.preset} ({subtitle})" if subtitle else result.preset
+    figures: dict[str, Figure] = {}
+    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    _test_error(left, plot)
+    _train_loss(right, plot)
+    _one_legend_below(fig, left, right)
+    fig.suptitle(title)
+    figures["curves"] = fig
+    panels: list[tuple[str, Panel]] = [
+        ("test_error", _test_error),
+        ("train_loss", _train_loss),
+        ("lr", _lr),
+        ("fraction_above", _fraction_above),
+    ]
+    for suffix, panel in panels:
+        fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+        panel(fig.subplots(), plot)
+        fig.suptitle(title, fontsize="medium")
+        figures[suffix] = fig
+    return figures
+
+
+def preset_figures(result: PresetResult, runs: Sequence[Run]) -> dict[str, Figure]:
+    """The figures of one preset, unsaved, by kind (``curves``, ``test_error``, ...)."""
+    with _style():
+        return _build(result, runs)
+
+
+def write_preset_figures(result: PresetResult, runs: Sequence[Run], fig_dir: Path) -> list[Path]:
+    """Write every figure of one preset into ``fig_dir``; return the files written."""
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    stem = figure_stem(result.preset)
+    written: list[Path] = []
+    with _style():
+        for kind, fig in _build(result, runs).items():
+            written += _save(fig, fig_dir, f"{stem}_{kind}")
     return written

@@ -96,7 +96,7 @@ def _reason(p: float | None, verdict: str) -> str:
 
 def _role(group: GroupResult) -> str:
     if group.role == "control" and group.matched_to:
-        return f"control of {group.matched_to}"
+        return f"control of {', '.join(group.matched_to)}"
     return group.role or "—"
 
 
@@ -117,13 +117,14 @@ def _to_target(group: GroupResult) -> str:
 
 
 def _fraction(group: GroupResult, result: PresetResult) -> str:
-    """The group's fraction; for a control, the measured fraction of its LCAM group."""
+    """The group's fraction; for a control, the measured fractions of its LCAM groups."""
     if group.fraction_above is not None or group.role != "control":
         return wording.number(group.fraction_above)
-    matched = next((g for g in result.groups if g.name == group.matched_to), None)
-    if matched is None or matched.fraction_above is None:
+    names = group.matched_to or ()
+    matched = [g for g in result.groups if g.name in names and g.fraction_above is not None]
+    if not matched:
         return "—"
-    return f"— ({matched.name}: {wording.number(matched.fraction_above)})"
+    return f"— ({', '.join(f'{g.name}: {wording.number(g.fraction_above)}' for g in matched)})"
 
 
 def _best_epoch(group: GroupResult) -> str:
@@ -180,7 +181,7 @@ def _details_table(result: PresetResult) -> list[str]:
         f"Epochs to target: first epoch at which the mean-over-seeds test error is at or "
         f"below {fixed or 'the fixed-0.9 group'}'s final mean error. Fraction above avg: "
         "share of steps that used momentum_above (loss at or above its running average); a "
-        "control shows its LCAM group's measured value, to set beside the fraction it was "
+        "control shows its LCAM groups' measured values, to set beside the fraction it was "
         "matched with. "
         f"Welch cells: verdict, difference of means in points (this group minus the other; "
         f"negative = lower error) [{CONFIDENCE:.0%} CI], p."

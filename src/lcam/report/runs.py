@@ -73,7 +73,8 @@ class GroupSpec:
     momentum_above: float | None = None
     momentum_below: float | None = None
     role: str | None = None
-    matched_to: str | None = None
+    matched_to: tuple[str, ...] | None = None
+    """For a control: the LCAM groups it is matched to (old files: one name)."""
 
     def describe_momentum(self) -> str:
         """Human-readable momentum setting, e.g. ``0.95 below / 0.9 above``."""
@@ -330,7 +331,20 @@ def _parse_group(raw: dict[str, Any], where: Path) -> GroupSpec:
         momentum_above=_optional(raw, "momentum_above", float, context),
         momentum_below=_optional(raw, "momentum_below", float, context),
         role=_optional(raw, "role", str, context),
-        matched_to=_optional(raw, "matched_to", str, context),
+        matched_to=_parse_matched_to(raw.get("matched_to"), context),
+    )
+
+
+def _parse_matched_to(value: Any, where: str) -> tuple[str, ...] | None:
+    """``matched_to``: a list of LCAM group names, or one name (old run directories)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ReportError(
+        f"{where}: 'matched_to' must be a list of group names (or one name), got {value!r}"
     )
 
 
