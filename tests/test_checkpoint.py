@@ -346,6 +346,7 @@ def test_the_fallback_warning_names_both_files_and_the_epoch(
     out, run_dir = _copy(partial, tmp_path)
     latest, previous = run_dir / "checkpoint.pt", run_dir / "checkpoint.prev.pt"
     size = _truncate(latest)
+    (run_dir / ".checkpoint.pt.4242.tmp").write_bytes(b"killed while writing")
     lines = _run(out, resume=True)
     assert lines[:2] == [
         f"{run_dir}: warning: {latest} is truncated ({size} bytes, without the index that "
@@ -354,6 +355,7 @@ def test_the_fallback_warning_names_both_files_and_the_epoch(
         f"{run_dir}: resuming after epoch 0",
     ]
     _assert_same_final_state(run_dir, reference / PARTIAL_RUN)
+    assert not (run_dir / ".checkpoint.pt.4242.tmp").exists()  # a killed write's leftover
 
 
 def _cli_arguments(out: Path) -> list[str]:

@@ -521,6 +521,8 @@ def run_training(
         write_config(run_dir, config, _runtime(trainer, distributed))
         if start == "resume":
             metrics.truncate(trainer.epoch)
+            for leftover in run_dir.checkpoint_temporaries():  # from a kill mid-write
+                leftover.unlink(missing_ok=True)
         else:
             run_dir.metrics.write_text("", encoding="utf-8")
     board = TensorBoardLog(run_dir.tensorboard) if settings.tensorboard and is_main else None

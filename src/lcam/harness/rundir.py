@@ -86,6 +86,10 @@ class RunDirectory:
         """Output of a sweep worker (written by the sweep, not by the run)."""
         return self.path / "train.log"
 
+    def checkpoint_temporaries(self) -> list[Path]:
+        """Temporary checkpoint files left by a process killed while writing one."""
+        return sorted(self.path.glob(f".{self.checkpoint.name}.*.tmp"))
+
     def is_finished(self) -> bool:
         """A run is finished iff ``result.json`` exists."""
         return self.result.exists()
@@ -93,7 +97,7 @@ class RunDirectory:
     def clear(self) -> None:
         """Delete the run's own files (config, metrics, result, checkpoints, events)."""
         for path in (self.config, self.metrics, self.result, self.checkpoint,
-                     self.previous_checkpoint):
+                     self.previous_checkpoint, *self.checkpoint_temporaries()):
             path.unlink(missing_ok=True)
         shutil.rmtree(self.tensorboard, ignore_errors=True)
 
