@@ -6,6 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lcam-installed
+JAX_STAMP := $(VENV)/.lcam-jax-installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,20 +15,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-.PHONY: install demo test lint bench
-install: $(STAMP)
+# lcam-jax (lcam-jax/, the optax port: jax and optax, never torch), installed next to
+# lcam so that its parity tests can compare the two.
+$(JAX_STAMP): $(STAMP) lcam-jax/pyproject.toml
+	$(BIN)/python -m pip install -q -e "./lcam-jax[test]"
+	touch $(JAX_STAMP)
+
+.PHONY: install demo test lint bench bench-jax
+install: $(STAMP) $(JAX_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/lcam demo
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/mypy src/lcam
+test: $(STAMP) $(JAX_STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts lcam-jax
+	$(BIN)/mypy src/lcam lcam-jax/src/lcam_jax
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q lcam-jax/tests
 
-lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/mypy src/lcam
+lint: $(STAMP) $(JAX_STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts lcam-jax
+	$(BIN)/mypy src/lcam lcam-jax/src/lcam_jax
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_overhead.py
+
+bench-jax: $(JAX_STAMP)
+	$(BIN)/python lcam-jax/benchmarks/jax_update_overhead.py
