@@ -216,3 +216,28 @@ def test_claims_on_written_run_directories(tmp_path: Path) -> None:
     page = render({**summary, "sweep": {"seconds": 60.0, "runs": 50}, "machine": {}})
     assert "| **C1** LCAM beats fixed 0.9 in final test error | supported |" in page
     assert "The sweep (50 runs) took 1 min." in page
+
+
+def test_lcam_report_leads_each_preset_with_the_paired_verdicts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lcam.cli import main
+    from lcam.report.build import build_report
+
+    _write_preset(tmp_path, seeds=6)
+    result = build_report([tmp_path], figures=False, margin=0.5)
+    report = result.report_path.read_text(encoding="utf-8")
+    section = report.split("## Preset `p`")[1]
+    assert section.index("### Verdicts (paired by seed)") < section.index("### Final test error")
+    assert "| **lower** | m0.95_0.9 vs m0.9 | 6 |" in section
+    assert "within ±0.5 points" in section
+    comparisons = result.summary["presets"][0]["comparisons"]
+    assert {(c["a"], c["against"], c["kind"]) for c in comparisons} >= {
+        ("m0.95_0.9", "m0.9", "vs m0.9"), ("m0.95_0.9", "control-m0.933333", "vs control"),
+        ("m0.95_0.9", "m0.9_0.95", "vs swap")}
+    assert all(c["p_holm"] >= c["p_t"] for c in comparisons)
+
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["report", str(tmp_path), "--equivalence-margin", "0"]) == 2
+    assert "invalid --equivalence-margin 0.0 (must be > 0 points" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

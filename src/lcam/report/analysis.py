@@ -17,10 +17,13 @@ Special groups, read from ``config.json`` (never from the group's name):
   LCAM group of the same momentum arrive here already merged into one
   (`lcam.report.controls.merge_controls`).
 
-Every group with finished runs is compared with Welch's t-test against the fixed-0.9
-group, every LCAM group also against its control, and the group with the lowest mean
-final error against every other group: it is a *clear* best only when all those
-differences are beyond noise (see `lcam.report.stats`).
+Runs of one seed share initial weights and data order across groups, so the
+comparisons that decide are *paired* by seed (`PresetResult.comparisons`,
+`lcam.report.comparisons`): each group against the fixed-0.9 group, each LCAM group
+against its control and each pair against its swap, Holm-corrected together, with
+minimum detectable effects and an equivalence test. Welch's unpaired t-test stays
+beside them (`GroupResult.vs_fixed` / `vs_control`, the best-group check) for runs
+whose seed sets differ (see `lcam.report.stats`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from lcam.report import paper, wording
+from lcam.report.comparisons import EQUIVALENCE_MARGIN, preset_comparisons
+from lcam.report.paired import PairedComparison
 from lcam.report.runs import GroupSpec, ReportError, Run
 from lcam.report.stats import Comparison, SampleStats, describe, epochs_to_target, mean_curve, welch
 
@@ -125,6 +130,7 @@ class PresetResult:
     notes: list[str]
     warnings: list[str]
     figures: list[str] = field(default_factory=list)
+    comparisons: list[PairedComparison] = field(default_factory=list)
 
 
 def summarize_run(run: Run, path: str) -> RunSummary:
@@ -173,18 +179,24 @@ def _one_value(runs: Sequence[Run], what: str, get: Callable[[Run], _T], preset:
     return get(first)
 
 
-def analyze(runs: Sequence[Run], display_path: dict[int, str]) -> list[PresetResult]:
+def analyze(
+    runs: Sequence[Run], display_path: dict[int, str], *, margin: float = EQUIVALENCE_MARGIN
+) -> list[PresetResult]:
     """Analyze all runs, one `PresetResult` per preset (sorted by preset name).
 
-    ``display_path`` maps ``id(run)`` to the path the report prints for it.
+    ``display_path`` maps ``id(run)`` to the path the report prints for it; ``margin``
+    is the equivalence margin of the paired comparisons (points of test error).
     """
     by_preset: dict[str, list[Run]] = {}
     for run in runs:
         by_preset.setdefault(run.preset, []).append(run)
-    return [_analyze_preset(name, by_preset[name], display_path) for name in sorted(by_preset)]
+    return [_analyze_preset(name, by_preset[name], display_path, margin)
+            for name in sorted(by_preset)]
 
 
-def _analyze_preset(preset: str, runs: list[Run], display_path: dict[int, str]) -> PresetResult:
+def _analyze_preset(
+    preset: str, runs: list[Run], display_path: dict[int, str], margin: float
+) -> PresetResult:
     data = _one_value(runs, "the data set ('data')", lambda r: r.data, preset)
     model = _one_value(runs, "the model ('model')", lambda r: r.model, preset)
     schedule = _one_value(runs, "the schedule ('schedule')", lambda r: r.schedule, preset)
@@ -207,8 +219,9 @@ def _analyze_preset(preset: str, runs: list[Run], display_path: dict[int, str]) 
     row = paper.find_row(data, model, schedule)
 
     groups = []
+    controls = {name: _find_control(name, specs, warnings, preset) for name in names}
     for name in names:
-        control = _find_control(name, specs, warnings, preset)
+        control = controls[name]
         groups.append(
             _analyze_group(
                 specs[name],
@@ -242,6 +255,10 @@ def _analyze_preset(preset: str, runs: list[Run], display_path: dict[int, str]) 
         partial_runs=partial,
         notes=[],
         warnings=warnings,
+        comparisons=preset_comparisons(
+            specs, {n: {r.seed: _final(r) for r in finished[n]} for n in names},
+            fixed_group=fixed_group, controls=controls, margin=margin, order=names,
+        ),
     )
     result.notes.extend(_notes(result))
     return result

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lcam.report.build import build_report
+from lcam.report.comparisons import EQUIVALENCE_MARGIN
 from lcam.report.runs import EXPECTED_LAYOUT, ReportError
 
 __all__ = ["add_arguments", "main", "run"]
 
 DESCRIPTION = (
-    "Write report.md (tables like the paper's Table 1, Welch tests), summary.json and "
+    "Write report.md (paired verdicts, tables like the paper's Table 1), summary.json and "
     "figures from run directories written by `lcam train` / `lcam sweep`."
 )
 
@@ -40,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where to write report.md, summary.json and figures/ (default: the first DIR)",
     )
     parser.add_argument(
+        "--equivalence-margin",
+        type=float,
+        default=EQUIVALENCE_MARGIN,
+        metavar="POINTS",
+        help="a paired difference shown to lie within ±POINTS of test error is called "
+        f"equivalent (default {EQUIVALENCE_MARGIN}: the smallest gain Table 1 reports)",
+    )
+    parser.add_argument(
         "--no-figures",
         dest="figures",
         action="store_false",
@@ -49,8 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report for parsed arguments; print what was written."""
+    if not args.equivalence_margin > 0:
+        print(f"lcam report: error: invalid --equivalence-margin {args.equivalence_margin} "
+              "(must be > 0 points of test error)", file=sys.stderr)
+        return 2
     try:
-        result = build_report(args.dirs, args.out, figures=args.figures)
+        result = build_report(args.dirs, args.out, figures=args.figures,
+                              margin=args.equivalence_margin)
     except ReportError as exc:
         print(f"lcam report: error: {exc}", file=sys.stderr)
         return 1

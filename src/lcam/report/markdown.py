@@ -242,6 +242,33 @@ _RUN_HEADER = [
 ]
 
 
+def _verdict_table(result: PresetResult) -> list[str]:
+    """The paired comparisons of the preset: one line each, the verdict first."""
+    rows = []
+    for c in result.comparisons:
+        ci = "" if c.ci_t is None else f" [{c.ci_t[0]:+.2f}, {c.ci_t[1]:+.2f}]"
+        holm = "—" if c.p_holm is None else wording.p_value(c.p_holm)
+        mde = "—" if c.minimum_detectable_effect is None else (
+            f"{c.minimum_detectable_effect:.2f}")
+        rows.append([
+            f"**{c.verdict}**", f"{c.a} {c.kind}" if c.kind != "vs swap" else
+            f"{c.a} vs {c.against}", str(c.n), f"{c.mean_difference:+.2f}{ci}", holm,
+            f"{c.probability_lower:.2f}", mde,
+        ])
+    margin = result.comparisons[0].margin
+    return _table(
+        ["verdict", "comparison", "seeds", "A − B, points [95% CI]", "Holm p", "P(A<B)",
+         "MDE"], rows,
+    ) + [
+        "",
+        f"Paired by seed (same initial weights and batch order). *lower*/*higher*: Holm-"
+        f"corrected paired t-test p < 0.05; *equivalent*: the difference is shown to lie "
+        f"within ±{margin:g} points (two one-sided tests); *inconclusive*: neither. MDE: "
+        "the smallest difference these seeds detect with 80% power. Bootstrap CIs, "
+        "Wilcoxon and TOST p-values are in summary.json.",
+    ]
+
+
 def _preset_section(result: PresetResult) -> list[str]:
     setting = ", ".join(
         f"{k} `{v}`"
@@ -254,6 +281,8 @@ def _preset_section(result: PresetResult) -> list[str]:
     lines = [f"## Preset `{result.preset}`", ""]
     if setting:
         lines += [setting[0].upper() + setting[1:] + ".", ""]
+    if result.comparisons:
+        lines += ["### Verdicts (paired by seed)", "", *_verdict_table(result), ""]
     lines += ["### Final test error", "", *_main_table(result), ""]
     lines += ["### Per group", "", *_details_table(result), ""]
     lines += ["### Notes", "", *(f"- {note}" for note in result.notes), ""]
