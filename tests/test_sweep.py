@@ -89,7 +89,10 @@ def test_a_run_in_a_sweep_worker_equals_its_command_line_run(tmp_path: Path) -> 
                         groups=["m0.95_0.9"], jobs=2)
     alone = plan_sweep("digits", tmp_path / "alone", overrides=overrides, seeds=2,
                        groups=["m0.95_0.9"], jobs=2)
-    assert run_sweep(pooled, jobs=1, log=lambda _: None).ok  # one worker runs both seeds
+    lines: list[str] = []
+    assert run_sweep(pooled, jobs=1, log=lines.append).ok  # one worker runs both seeds
+    assert [line.split(" finished")[0] for line in lines[1:]] == [
+        "[1/2] digits/m0.95_0.9/seed0", "[2/2] digits/m0.95_0.9/seed1"]
     assert run_sweep(alone, jobs=2, log=lambda _: None, poll_seconds=0.05, workers=False).ok
     for a, b in zip(pooled, alone, strict=True):
         rows_a = [json.loads(line) for line in a.run_dir.metrics.read_text().splitlines()]

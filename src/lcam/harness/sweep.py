@@ -231,9 +231,7 @@ def _run_in_workers(plan: Sequence[SweepJob], jobs: int, progress: _Progress) ->
     with ProcessPoolExecutor(max_workers=min(jobs, len(plan)), mp_context=context) as pool:
         pending: dict[Future[tuple[int, float]], SweepJob] = {}
         for job in plan:
-            _start_log(job)
-            pending[pool.submit(_run_job_in_worker, list(job.command[3:]),
-                                str(job.run_dir.log))] = job
+            pending[pool.submit(_run_job_in_worker, job)] = job
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -250,10 +248,12 @@ def _run_in_workers(plan: Sequence[SweepJob], jobs: int, progress: _Progress) ->
     return left
 
 
-def _run_job_in_worker(argv: list[str], log: str) -> tuple[int, float]:
-    """Worker: run ``lcam <argv>`` here, output into ``log``; (exit status, seconds)."""
+def _run_job_in_worker(job: SweepJob) -> tuple[int, float]:
+    """Worker: run the job's ``lcam train`` here, output into its ``train.log``;
+    (exit status, seconds). The run directory appears only when the job starts."""
     started = time.perf_counter()
-    code = _run_logged(argv, log)
+    _start_log(job)
+    code = _run_logged(list(job.command[3:]), str(job.run_dir.log))
     return code, time.perf_counter() - started
 
 
