@@ -11,13 +11,17 @@ For each preset ``P`` the report writes into ``figures/``:
   above its running average) against epoch, LCAM groups only.
 
 Each line is the mean over the group's finished seeds; the shaded band spans the
-minimum to the maximum over those seeds (no band with one seed). Partial runs are drawn
-as thin dotted lines in their group's colour and are not part of the mean. On the test
-error panels a grey dashed line marks the fixed-0.9 group's final mean error, the
-target of the epochs-to-target column, and the y-axis lets the first 10% of epochs run
-off the top when they would squash the rest. Train loss and learning rate use a log
-scale when their values are positive and span more than a factor of ten. Epochs are
-counted from 1 (the value after the first finished epoch is plotted at 1).
+minimum to the maximum over those seeds (no band with one seed). Every group is drawn
+once, with one legend entry: fixed-momentum and LCAM groups solid, each in a colour of
+its own; a control dashed in the colour of the first of its LCAM groups, labelled with
+its momentum and the LCAM groups it is matched to (``control 0.933 (m0.95_0.9,
+m0.9_0.95, n=3)``). Partial runs are drawn as thin dotted lines in their group's colour
+and are not part of the mean. On the test error panels a grey dashed line marks the
+fixed-0.9 group's final mean error, the target of the epochs-to-target column, and the
+y-axis lets the first 10% of epochs run off the top when they would squash the rest.
+Train loss and learning rate use a log scale when their values are positive and span
+more than a factor of ten. Epochs are counted from 1 (the value after the first
+finished epoch is plotted at 1).
 
 Figures are drawn on `matplotlib.figure.Figure` objects with the non-interactive Agg
 canvas; pyplot and its global state are never touched, so building a report inside
