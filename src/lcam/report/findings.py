@@ -82,8 +82,10 @@ FAILED_ERROR = 50.0
 
 def _preset_json(result: PresetClaims, runs: Sequence[Run]) -> dict[str, Any]:
     finals: dict[str, list[float]] = {}
-    for run in runs:
+    specs: dict[str, GroupSpec] = {}
+    for run in sorted(runs, key=lambda r: (_order(r.group), r.seed)):
         finals.setdefault(run.group.name, []).append(run.test_error[-1])
+        specs[run.group.name] = run.group
     seconds = [float(r.result["seconds"]) for r in runs
                if r.result and isinstance(r.result.get("seconds"), (int, float))]
     first = runs[0]
@@ -93,7 +95,7 @@ def _preset_json(result: PresetClaims, runs: Sequence[Run]) -> dict[str, Any]:
         "mean_run_seconds": sum(seconds) / len(seconds) if seconds else None,
         "groups": {name: {"n": len(v), "mean": sum(v) / len(v), "std": _std(v),
                           "failed": sum(e > FAILED_ERROR for e in v)}
-                   for name, v in sorted(finals.items())},
+                   for name, v in finals.items()},
         "claims": {k: {"verdict": c.verdict, "reason": c.reason, "unit": c.unit,
                        "minimum_detectable_effect": c.minimum_detectable_effect,
                        "direction": c.direction}
