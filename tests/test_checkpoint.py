@@ -415,3 +415,21 @@ def test_a_missing_latest_checkpoint_with_a_previous_one_is_a_resume(tmp_path: P
         prepare_run_directory(run_dir, config, resume=False, overwrite=False)
     assert prepare_run_directory(run_dir, config, resume=False, overwrite=True) == "fresh"
     assert not run_dir.previous_checkpoint.exists()  # --overwrite clears it too
+
+
+def test_a_sweep_worker_reports_a_run_without_usable_checkpoints_as_failed(
+    runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lcam.harness.sweep import _run_logged
+
+    out, run_dir = _copy(runs[1], tmp_path)
+    (run_dir / "checkpoint.pt").write_bytes(b"")
+    (run_dir / "checkpoint.prev.pt").write_bytes(b"")
+    log = tmp_path / "train.log"
+    with capsys.disabled():  # the worker redirects file descriptors 1 and 2 to the log
+        status = _run_logged(_cli_arguments(out), str(log))
+    assert status == 2  # the sweep's "FAILED ... (exit status 2)"
+    assert log.read_text() == (
+        f"lcam train: error: cannot resume {run_dir}: {run_dir / 'checkpoint.pt'} is empty "
+        f"(0 bytes) and {run_dir / 'checkpoint.prev.pt'} is empty (0 bytes); pass --overwrite "
+        "to start the run over (this deletes its metrics and checkpoints)\n")
