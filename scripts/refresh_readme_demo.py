@@ -40,21 +40,34 @@ def _error(cell: dict[str, Any]) -> str:
 
 
 def _comparison(test: dict[str, Any] | None) -> str:
+    """A paired comparison (``mean_difference``, Holm p, verdict, MDE) or, in summaries
+    made before the report paired its comparisons, a Welch test."""
     if not test:
         return "—"
-    return f"{test['difference']:+.2f} (p={test['p_value']:.2f}, {test['verdict']})"
+    if "mean_difference" not in test:
+        return f"{test['difference']:+.2f} (p={test['p_value']:.2f}, {test['verdict']})"
+    holm = "—" if test.get("p_holm") is None else f"{test['p_holm']:.2f}"
+    mde = test.get("minimum_detectable_effect")
+    detectable = f", MDE {mde:.2f}" if mde is not None else ""
+    return f"{test['mean_difference']:+.2f} (Holm p={holm}, {test['verdict']}{detectable})"
 
 
 def demo_slice(summary: dict[str, Any], machines: list[dict[str, Any] | None]) -> dict[str, Any]:
     """The part of the report's summary.json that the README table shows, and the machines."""
     preset = next(p for p in summary["presets"] if p["preset"] == "digits")
     keep = ("name", "momentum_text", "role", "final_test_error", "best_test_error",
-            "fraction_above", "vs_fixed", "vs_control")
+            "fraction_above")
+    paired = {(c["a"], c["kind"]): {k: c[k] for k in (
+        "against", "mean_difference", "p_holm", "verdict", "minimum_detectable_effect")}
+        for c in preset.get("comparisons", [])}
     return {
         "preset": "digits",
         "epochs": preset["groups"][0]["epochs"],
         "machines": machines,
-        "groups": [{k: g.get(k) for k in keep} for g in preset["groups"]],
+        "groups": [{**{k: g.get(k) for k in keep},
+                    "vs_fixed": paired.get((g["name"], "vs m0.9")),
+                    "vs_control": paired.get((g["name"], "vs control"))}
+                   for g in preset["groups"]],
     }
 
 
@@ -98,7 +111,9 @@ def render_table(demo: dict[str, Any]) -> str:
     seeds = demo["groups"][0]["final_test_error"]["n"]
     lines = [
         f"Digits preset, {demo['epochs']} epochs, {seeds} seeds per group; test error in % "
-        "(mean ± sample std over seeds); Welch tests on the final errors.",
+        "(mean ± sample std over seeds); comparisons of the final errors paired by seed "
+        "(mean difference, Holm-corrected paired t-test, verdict, smallest detectable "
+        "effect).",
         machine_caption(demo.get("machines")),
         "",
         "| group | momentum | final test error | best-epoch error | fraction above avg "

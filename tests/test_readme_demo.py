@@ -45,7 +45,11 @@ def test_render_table_shows_each_group_with_its_numbers():
     assert "3 epochs, 2 seeds" in table
     assert "| m0.9 | fixed 0.9 | 2.50 ± 0.25 | 2.00 | — | — | — |" in table
     assert ("| m0.95_0.9 | 0.95 below / 0.9 above | 2.25 ± 0.12 | 2.00 ± 0.00 | 0.46 | "
-            "-0.25 (p=0.31, within noise) | — |") in table
+            "-0.25 (p=0.31, within noise) | — |") in table  # an old (Welch) summary
+    demo["groups"][1]["vs_fixed"] = {"against": "m0.9", "mean_difference": -0.25,
+                                     "p_holm": 0.62, "verdict": "inconclusive",
+                                     "minimum_detectable_effect": 1.5}
+    assert "| -0.25 (Holm p=0.62, inconclusive, MDE 1.50) | — |" in script.render_table(demo)
 
 
 XEON = {"cpu": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "cpus": 2,

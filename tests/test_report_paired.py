@@ -241,3 +241,11 @@ def test_lcam_report_leads_each_preset_with_the_paired_verdicts(
     assert main(["report", str(tmp_path), "--equivalence-margin", "0"]) == 2
     assert "invalid --equivalence-margin 0.0 (must be > 0 points" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_identical_differences_on_every_seed_are_not_tested() -> None:
+    c = paired({0: 2.5, 1: 2.8, 2: 2.5}, {0: 2.5, 1: 2.8, 2: 2.5}, name="A", against="B",
+               kind="k", margin=0.3)
+    assert c is not None and c.std_difference == 0.0
+    assert (c.p_t, c.p_equivalence, c.minimum_detectable_effect) == (None, None, None)
+    assert verdict(holm([c])[0]).verdict == "inconclusive"

@@ -67,7 +67,9 @@ class PairedComparison:
     """``a`` against ``against`` on their common seeds (see the module docstring).
 
     Statistics that need two seeds, or a spread of the differences, are ``None``
-    without them. ``p_holm`` is filled by :func:`holm`; ``verdict`` by :func:`verdict`.
+    without them: when every seed differs by exactly the same amount (coarse errors,
+    few seeds) nothing is tested and the verdict stays ``inconclusive``. ``p_holm`` is
+    filled by :func:`holm`; ``verdict`` by :func:`verdict`.
     """
 
     a: str
@@ -132,10 +134,6 @@ def paired(
             t_stat, p_t = float(test.statistic), float(test.pvalue)
             p_eq = _tost(mean, se, n - 1, margin)
             mde = minimum_detectable_effect(std, n, alpha=alpha_mde)
-        elif std == 0.0:
-            # Every seed differs by exactly the same amount: no spread to test against.
-            p_t = 1.0 if mean == 0.0 else 0.0
-            p_eq = 0.0 if abs(mean) < margin else 1.0
         if np.any(d != 0):
             p_w = float(scipy_stats.wilcoxon(x, y).pvalue)
     return PairedComparison(
