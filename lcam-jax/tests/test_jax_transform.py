@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -109,11 +110,12 @@ def make_step(opt):
     return jax.jit(step_function(opt))
 
 
-def test_jit_traces_once_while_the_decision_switches():
+def test_jit_traces_once_while_the_decision_switches_with_donated_state():
     opt = lcam_jax.lcam(0.1, 0.9, 0.99, weight_decay=1e-4, dampening=0.1, decision="lagged")
     traces = []
 
-    @jax.jit
+    # Donated, as a training loop would: the state holds no buffer twice.
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
     def step(params, state, grads, loss):
         traces.append(1)  # runs only when jax traces (compiles) the function
         updates, state = opt.update(grads, state, params, value=loss)

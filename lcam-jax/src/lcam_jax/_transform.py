@@ -209,20 +209,21 @@ def scale_by_lcam(
 
     def init_fn(params: optax.Params) -> ScaleByLCAMState:
         stats = _statistics_dtype()
-        count = jnp.zeros((), jnp.int32)
+        # One array per field (never one shared zero): the state can then be donated.
+        count = lambda: jnp.zeros((), jnp.int32)  # noqa: E731
         trace = optax.tree.zeros_like(params) if uses_momentum else ()
         return ScaleByLCAMState(
             trace=trace,
             loss_sum=jnp.zeros((), stats),
-            finite_losses=count,
+            finite_losses=count(),
             loss_ema=jnp.zeros((), stats),
             ema_started=jnp.zeros((), bool),
-            steps_above=count,
-            steps_below=count,
-            nonfinite_losses=count,
+            steps_above=count(),
+            steps_below=count(),
+            nonfinite_losses=count(),
             pending_above=jnp.ones((), bool),  # before any loss: the tie side
             last_above=jnp.zeros((), bool),
-            total_steps=count,
+            total_steps=count(),
         )
 
     def decide(value: Any, state: ScaleByLCAMState) -> tuple[jax.Array, ScaleByLCAMState]:
