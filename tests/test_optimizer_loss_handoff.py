@@ -133,8 +133,11 @@ def test_recorded_losses_decide_over_the_closures_return_value():
 
 
 def test_closure_returning_none_without_recorded_losses_says_how_to_fix_it():
-    model, _ = make_problem()
+    model, batches = make_problem()
     opt = _lcam(model.parameters())
+    assert opt.step(lambda: None) is None  # no gradient, no loss: a skipped batch, no-op
+    assert opt.statistics().total_steps == 0 and not opt.state
+    batch_loss(model, batches[0]).backward()
     with pytest.raises(ValueError, match=r"closure returned None.*opt\.record_loss\(loss\)"):
         opt.step(lambda: None)
     with pytest.raises(TypeError, match=r"or opt\.record_loss\(loss\) for each micro-batch"):

@@ -432,6 +432,9 @@ class LCAM(Optimizer):
           be ``None``.
         * ``step()`` with neither decides on the recorded mean; without any recorded
           loss it raises ``TypeError``.
+        * A closure that returns ``None`` with no loss recorded and no gradient left
+          (Lightning's way to skip a batch: ``training_step`` returned ``None``) makes
+          the step a no-op, as in SGD; with gradients it raises ``ValueError``.
 
         A non-finite recorded loss makes the mean non-finite, so the step follows
         ``nonfinite_loss`` like a non-finite ``loss=``: ``"skip"`` counts the step as
@@ -549,6 +552,8 @@ class LCAM(Optimizer):
             with torch.enable_grad():
                 loss = closure()
             if loss is None and not self._recorded_count:
+                if all(p.grad is None for g in self.param_groups for p in g["params"]):
+                    return None  # a skipped batch (e.g. Lightning's training_step -> None)
                 raise ValueError(
                     "the closure returned None: it must return the loss (or record it "
                     "with opt.record_loss(loss) before the step)"
