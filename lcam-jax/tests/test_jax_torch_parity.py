@@ -181,8 +181,13 @@ def test_digits_mlp_takes_the_same_decisions_in_both_frameworks(x64):
         assert j_decisions == t_decisions
         assert 0 < sum(t_decisions) < len(t_decisions)
         assert t_losses[-1] < 0.5 * t_losses[0]  # it trained
+        worst = 0.0
         for a, b in zip(params, model.parameters(), strict=True):
-            np.testing.assert_allclose(np.asarray(a), b.detach().numpy(), rtol=1e-9, atol=1e-12)
+            a, b = np.asarray(a), b.detach().numpy()
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+            worst = max(worst, float(np.max(np.abs(a - b))))
+        print(f"digits {decision}: {len(t_decisions)} steps, {sum(t_decisions)} above, "
+              f"max absolute parameter difference {worst:.1e}")
 
 
 # The torch optimizer's own messages for the same bad values (lr is called
