@@ -311,3 +311,25 @@ def test_invalid_learning_rate_raises():
     for accepted in (jnp.asarray(0.1), optax.constant_schedule(0.1)):
         assert isinstance(lcam_jax.lcam(accepted, 0.9, 0.95),
                           optax.GradientTransformationExtraArgs)
+
+
+def test_inject_hyperparams_with_static_options_and_end_epoch_inside_it():
+    options = ("momentum_above", "momentum_below", "weight_decay", "dampening", "ema_decay")
+    opt = optax.inject_hyperparams(lcam_jax.lcam, static_args=options)(
+        learning_rate=0.5, momentum_above=0.5, momentum_below=0.25, weight_decay=0.0)
+    plain = lcam_jax.lcam(0.5, 0.5, 0.25)
+    params = {"p": jnp.zeros(())}
+    state, expected = opt.init(params), plain.init(params)
+    step, plain_step = make_step(opt), make_step(plain)
+    for loss in (2.0, 1.0, 3.0):
+        new, state = step(params, state, {"p": jnp.ones(())}, loss)  # lr traced under jit
+        want, expected = plain_step(params, expected, {"p": jnp.ones(())}, loss)
+        assert float(new["p"]) == float(want["p"])
+    state = lcam_jax.end_epoch(state)  # found inside InjectStatefulHyperparamsState
+    inner = lcam_jax.lcam_state(state)
+    assert (int(inner.steps_above), int(inner.total_steps)) == (0, 3)
+    traced = optax.inject_hyperparams(lcam_jax.lcam, static_args=options[1:])(
+        learning_rate=0.5, momentum_above=0.5, momentum_below=0.25)
+    traced_state = traced.init(params)  # concrete here: fine
+    with pytest.raises(TypeError, match="list 'momentum_above' in static_args"):
+        make_step(traced)(params, traced_state, {"p": jnp.ones(())}, 1.0)

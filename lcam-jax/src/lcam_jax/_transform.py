@@ -97,12 +97,30 @@ def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _static_number(name: str, value: object) -> float | None:
+    """``value`` as a float if it is a number or a concrete 1-element real array."""
+    if _is_number(value):
+        return float(value)  # type: ignore[arg-type]
+    if (isinstance(value, (jax.Array, np.ndarray)) and value.size == 1
+            and (jnp.issubdtype(value.dtype, jnp.floating)
+                 or jnp.issubdtype(value.dtype, jnp.integer))):
+        try:
+            return float(value.reshape(()))
+        except jax.errors.ConcretizationTypeError:
+            raise TypeError(
+                f"{name} is a traced array; it decides the structure of the update and "
+                "must be a number known when the optimizer is built (with "
+                f"optax.inject_hyperparams, list {name!r} in static_args)"
+            ) from None
+    return None
+
+
 def _check_fraction(name: str, value: object, *, closed_high: bool = False) -> float:
     """Validate ``value`` in [0, 1) (or [0, 1]) with lcam.LCAM's message; return it."""
     bounds = "[0, 1]" if closed_high else "[0, 1)"
-    if not _is_number(value):
+    number = _static_number(name, value)
+    if number is None:
         raise TypeError(f"Invalid {name} value: {value!r} (must be a number in {bounds})")
-    number = float(value)  # type: ignore[arg-type]
     ok = 0.0 <= number <= 1.0 if closed_high else 0.0 <= number < 1.0
     if not ok or math.isnan(number):
         raise ValueError(f"Invalid {name} value: {value} (must be in {bounds})")
@@ -383,11 +401,12 @@ def lcam(
         >>> state = lcam_jax.end_epoch(state)
     """
     _check_learning_rate(learning_rate)
-    if not _is_number(weight_decay) or not float(weight_decay) >= 0.0:
+    decay_rate = _static_number("weight_decay", weight_decay)
+    if decay_rate is None or not decay_rate >= 0.0:
         raise ValueError(f"Invalid weight_decay value: {weight_decay} (must be a number >= 0)")
     parts = []
-    if weight_decay != 0.0:
-        parts.append(optax.add_decayed_weights(float(weight_decay)))
+    if decay_rate != 0.0:
+        parts.append(optax.add_decayed_weights(decay_rate))
     parts.append(
         scale_by_lcam(
             momentum_above,
