@@ -8,7 +8,7 @@
     linear                                  num_classes
     ======================================  ===========
 
-About 10,000 parameters. It is sized for the ``digits`` demo (10 groups x 3 seeds x
+About 10,000 parameters. It is sized for the ``digits`` demo (8 groups x 3 seeds x
 30 epochs on 1,437 images) to run in a couple of minutes on two CPU cores: a
 30-epoch run takes about 2 s on one thread and reaches about 2% test error with
 SGD (lr 0.1, momentum 0.9, weight decay 5e-4). A strided convolution replaces
