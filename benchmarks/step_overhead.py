@@ -29,20 +29,13 @@ from lcam import LCAM
 
 
 def wrn_shapes(depth: int = 28, width: int = 10, num_classes: int = 10) -> list[tuple[int, ...]]:
-    """Parameter shapes of a pre-activation Wide ResNet (conv, BN weight/bias, linear)."""
-    blocks = (depth - 4) // 6
-    widths = [16, 16 * width, 32 * width, 64 * width]
-    shapes: list[tuple[int, ...]] = [(16, 3, 3, 3)]
-    in_ch = 16
-    for out_ch in widths[1:]:
-        for b in range(blocks):
-            shapes += [(in_ch,), (in_ch,), (out_ch, in_ch, 3, 3), (out_ch,), (out_ch,),
-                       (out_ch, out_ch, 3, 3)]
-            if b == 0 and in_ch != out_ch:
-                shapes.append((out_ch, in_ch, 1, 1))
-            in_ch = out_ch
-    shapes += [(in_ch,), (in_ch,), (num_classes, in_ch), (num_classes,)]
-    return shapes
+    """Parameter shapes of the harness's Wide ResNet, read off a model built on the meta
+    device (no memory allocated)."""
+    from lcam.harness.models.wrn import WideResNet
+
+    with torch.device("meta"):
+        model = WideResNet(depth, width, num_classes)
+    return [tuple(p.shape) for p in model.parameters()]
 
 
 def make_params(shapes: list[tuple[int, ...]], device: str) -> list[torch.Tensor]:

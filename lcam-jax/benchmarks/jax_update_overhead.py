@@ -36,8 +36,9 @@ import lcam_jax
 def wrn_shapes(depth: int = 28, width: int = 10, num_classes: int = 10) -> list[tuple[int, ...]]:
     """Parameter shapes of a pre-activation Wide ResNet, in the order of its parameters.
 
-    The formula of ``benchmarks/step_overhead.py``; the lcam-jax tests check the result
-    against ``lcam.harness.models.wrn.WideResNet`` where torch is installed.
+    Written out here because lcam-jax must not need torch (``benchmarks/step_overhead.py``
+    reads the same shapes off ``lcam.harness.models.wrn.WideResNet``); the lcam-jax tests
+    check this list against that model where torch is installed.
     """
     blocks = (depth - 4) // 6
     widths = [16, 16 * width, 32 * width, 64 * width]
