@@ -29,7 +29,7 @@ whose seed sets differ (see `lcam.report.stats`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -45,6 +45,7 @@ __all__ = [
     "PresetResult",
     "RunSummary",
     "analyze",
+    "find_control",
     "group_order",
     "summarize_run",
 ]
@@ -219,7 +220,7 @@ def _analyze_preset(
     row = paper.find_row(data, model, schedule)
 
     groups = []
-    controls = {name: _find_control(name, specs, warnings, preset) for name in names}
+    controls = {name: find_control(name, specs, warnings, preset) for name in names}
     for name in names:
         control = controls[name]
         groups.append(
@@ -307,9 +308,10 @@ def _find_fixed_group(specs: dict[str, GroupSpec], warnings: list[str], preset: 
     return preferred[0] if preferred else None
 
 
-def _find_control(
-    name: str, specs: dict[str, GroupSpec], warnings: list[str], preset: str
+def find_control(
+    name: str, specs: Mapping[str, GroupSpec], warnings: list[str], preset: str
 ) -> str | None:
+    """The control group of the LCAM group ``name`` (one whose ``matched_to`` holds it)."""
     if specs[name].optimizer != "lcam":
         return None
     controls = sorted(

@@ -9,17 +9,18 @@ summary; :func:`render` turns such a summary into the Markdown of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from lcam.report.analysis import find_control, group_order
 from lcam.report.claims import CLAIMS, INCONCLUSIVE, PresetClaims, direction_verdict, evaluate
 from lcam.report.comparisons import EQUIVALENCE_MARGIN
 from lcam.report.controls import merge_controls
 from lcam.report.paired import ALPHA, BOOTSTRAP_RESAMPLES, POWER, PairedComparison
 from lcam.report.runs import GroupSpec, ReportError, Run, load_runs
+from lcam.report.stats import describe
 
 __all__ = ["collect", "readme_table", "render"]
 
@@ -49,25 +50,11 @@ def collect(
 def _evaluate_preset(preset: str, runs: Sequence[Run], margin: float) -> PresetClaims:
     specs: dict[str, GroupSpec] = {}
     by_group: dict[str, dict[int, Run]] = {}
-    for run in sorted(runs, key=lambda r: (r.group.name, r.seed)):
+    for run in sorted(runs, key=lambda r: (group_order(r.group), r.seed)):
         specs.setdefault(run.group.name, run.group)
         by_group.setdefault(run.group.name, {})[run.seed] = run
-    order = sorted(specs, key=lambda n: _order(specs[n]))
-    specs = {n: specs[n] for n in order}
-    controls = {
-        name: next((c for c, s in specs.items()
-                    if s.role == "control" and s.matched_to and name in s.matched_to), None)
-        for name in specs
-    }
+    controls = {name: find_control(name, specs, [], preset) for name in specs}
     return evaluate(preset, specs, by_group, controls=controls, margin=margin)
-
-
-def _order(spec: GroupSpec) -> tuple[int, float, str]:
-    if spec.role == "control":
-        return (2, spec.momentum or 0.0, spec.name)
-    if spec.optimizer == "sgd":
-        return (0, spec.momentum or 0.0, spec.name)
-    return (1, 0.0, spec.name)
 
 
 def _comparison_json(c: PairedComparison) -> dict[str, Any]:
@@ -82,10 +69,8 @@ FAILED_ERROR = 50.0
 
 def _preset_json(result: PresetClaims, runs: Sequence[Run]) -> dict[str, Any]:
     finals: dict[str, list[float]] = {}
-    specs: dict[str, GroupSpec] = {}
-    for run in sorted(runs, key=lambda r: (_order(r.group), r.seed)):
+    for run in sorted(runs, key=lambda r: (group_order(r.group), r.seed)):
         finals.setdefault(run.group.name, []).append(run.test_error[-1])
-        specs[run.group.name] = run.group
     seconds = [float(r.result["seconds"]) for r in runs
                if r.result and isinstance(r.result.get("seconds"), (int, float))]
     first = runs[0]
@@ -93,7 +78,7 @@ def _preset_json(result: PresetClaims, runs: Sequence[Run]) -> dict[str, Any]:
         "data": first.data, "model": first.model, "epochs": result.epochs,
         "seeds": result.seeds,
         "mean_run_seconds": sum(seconds) / len(seconds) if seconds else None,
-        "groups": {name: {"n": len(v), "mean": sum(v) / len(v), "std": _std(v),
+        "groups": {name: {"n": len(v), "mean": describe(v).mean, "std": describe(v).std,
                           "failed": sum(e > FAILED_ERROR for e in v)}
                    for name, v in finals.items()},
         "claims": {k: {"verdict": c.verdict, "reason": c.reason, "unit": c.unit,
@@ -105,13 +90,6 @@ def _preset_json(result: PresetClaims, runs: Sequence[Run]) -> dict[str, Any]:
         "ratio_means": result.ratio_means,
         "rise": [_comparison_json(c) for c in result.rise],
     }
-
-
-def _std(values: Sequence[float]) -> float | None:
-    if len(values) < 2:
-        return None
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 # ---------------------------------------------------------------------------- render

@@ -29,8 +29,9 @@ Holm-Bonferroni; :func:`verdict` then reads one comparison as ``lower`` / ``high
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -124,7 +125,7 @@ def paired(
     t_stat = p_t = p_w = p_eq = mde = None
     finite = bool(np.all(np.isfinite(d)))
     if n >= 2 and finite:
-        ci_boot = _bootstrap_ci(d, np.mean)
+        ci_boot = _bootstrap_ci(d, lambda samples: samples.mean(axis=1))
         prob_ci = _bootstrap_ci(d, _probability_lower)
         if std is not None and std > 0:
             se = std / math.sqrt(n)
@@ -140,25 +141,24 @@ def paired(
         a=name, against=against, kind=kind, seeds=seeds,
         differences=tuple(float(v) for v in d), mean_difference=mean, std_difference=std,
         ci_t=ci_t, ci_bootstrap=ci_boot, t_statistic=t_stat, p_t=p_t, p_wilcoxon=p_w,
-        probability_lower=_probability_lower(d), probability_lower_ci=prob_ci,
+        probability_lower=float(_probability_lower(d)), probability_lower_ci=prob_ci,
         margin=margin, p_equivalence=p_eq, minimum_detectable_effect=mde,
         alpha_mde=alpha_mde,
     )
 
 
-def _probability_lower(d: np.ndarray) -> float:
-    """Fraction of seeds with ``a < b`` (ties count one half)."""
-    return float(np.mean((d < 0) + 0.5 * (d == 0)))
+def _probability_lower(d: np.ndarray) -> Any:
+    """Fraction of seeds with ``a < b`` (ties count one half), along the last axis."""
+    return np.mean((d < 0) + 0.5 * (d == 0), axis=-1)
 
 
-def _bootstrap_ci(d: np.ndarray, statistic: object) -> tuple[float, float]:
+def _bootstrap_ci(
+    d: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray]
+) -> tuple[float, float]:
+    """Percentile CI of ``statistic`` (applied to each resample, one a row)."""
     generator = np.random.default_rng(BOOTSTRAP_SEED)
     picks = generator.integers(0, d.size, size=(BOOTSTRAP_RESAMPLES, d.size))
-    samples = d[picks]
-    if statistic is np.mean:
-        values = samples.mean(axis=1)
-    else:
-        values = np.mean((samples < 0) + 0.5 * (samples == 0), axis=1)
+    values = statistic(d[picks])
     low, high = np.quantile(values, [ALPHA / 2, 1 - ALPHA / 2])
     return float(low), float(high)
 
