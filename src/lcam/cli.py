@@ -2,6 +2,7 @@
 
 ::
 
+    lcam --version                                  the installed version
     lcam presets [--show NAME]                      list presets / print one resolved
     lcam train PRESET --group G --seed K --out DIR  one run [--nproc N: on N processes]
     lcam sweep PRESET --out DIR [--seeds N] [--jobs J] [--groups a,b] [--control]
@@ -25,6 +26,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from lcam._version import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -98,6 +101,7 @@ def build_parser(*, report_arguments: bool = True) -> argparse.ArgumentParser:
         prog="lcam", allow_abbrev=False,
         description="Loss-Controlled Asymmetric Momentum: rerun the paper's experiments and "
                     "report them.")
+    parser.add_argument("--version", action="version", version=f"lcam {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from ._transform import (
     lcam_state,
     scale_by_lcam,
 )
+from ._version import __version__
 
 __all__ = [
     "DECISIONS",
@@ -24,6 +25,5 @@ __all__ = [
     "lcam",
     "lcam_state",
     "scale_by_lcam",
+    "__version__",
 ]
-
-__version__ = "0.1.0"
