@@ -427,7 +427,7 @@ def test_a_sweep_worker_reports_a_run_without_usable_checkpoints_as_failed(
     (run_dir / "checkpoint.prev.pt").write_bytes(b"")
     log = tmp_path / "train.log"
     with capsys.disabled():  # the worker redirects file descriptors 1 and 2 to the log
-        status = _run_logged(_cli_arguments(out), str(log))
+        status = _run_logged(lambda: main(_cli_arguments(out)), str(log))
     assert status == 2  # the sweep's "FAILED ... (exit status 2)"
     assert log.read_text() == (
         f"lcam train: error: cannot resume {run_dir}: {run_dir / 'checkpoint.pt'} is empty "

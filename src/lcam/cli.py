@@ -18,6 +18,8 @@ to run the same protocol on your own model and data (see
 
 Multi-GPU: ``torchrun --nproc_per_node=N -m lcam train ...`` or ``lcam train ...
 --nproc N`` (which launches torchrun); see ``docs/SCALE_OUT.md``.
+
+Exit statuses: :mod:`lcam.harness.exitstatus` (also in ``lcam --help``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ from pathlib import Path
 from lcam._version import __version__
 
 __all__ = ["build_parser", "main"]
+
+_EXIT_STATUSES = """\
+exit status:
+  0  done (sweep: every run finished)
+  1  sweep: a run failed; any command: an unexpected error
+  2  refused before anything ran (arguments, names, options, the run directory)
+  3  the run directory is held by another process (train); sweep: runs held
+     elsewhere were skipped, none failed
+  4  a file could not be written (no space, read-only, I/O error); the files
+     written before are intact
+"""
 
 # Flags that override one preset setting each: (flag, setting name, help).
 _OVERRIDE_FLAGS: tuple[tuple[str, str, str], ...] = (
@@ -100,12 +113,14 @@ def build_parser(*, report_arguments: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lcam", allow_abbrev=False,
         description="Loss-Controlled Asymmetric Momentum: rerun the paper's experiments and "
-                    "report them.")
+                    "report them.",
+        epilog=_EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lcam {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help, allow_abbrev=False)
+        return commands.add_parser(name, help=help, allow_abbrev=False, epilog=_EXIT_STATUSES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
     presets = command("presets", help="list presets or show one resolved")
     presets.add_argument("--show", metavar="NAME", help="print the resolved preset as JSON")
@@ -161,33 +176,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(report_arguments=arguments[:1] == ["report"]).parse_args(arguments)
     from lcam.harness import commands
-    from lcam.harness.config import ConfigError
-    from lcam.harness.data import DatasetError
 
-    try:
-        if args.command == "presets":
-            return commands.presets(args.show, _overrides(args))
-        if args.command == "train" and args.nproc not in (None, 1):
-            return commands.launch_train(args.nproc, arguments[1:], preset_name=args.preset,
-                                         group=args.group, seed=args.seed,
-                                         overrides=_overrides(args))
-        if args.command == "train":
-            return commands.train(args.preset, group=args.group, seed=args.seed, out=args.out,
-                                  overrides=_overrides(args), resume=args.resume,
-                                  overwrite=args.overwrite, progress=args.progress)
-        if args.command == "sweep":
-            groups = args.groups.split(",") if args.groups else None
-            return commands.sweep(args.preset, out=args.out, overrides=_overrides(args),
-                                  seeds=args.seeds, jobs=args.jobs, groups=groups,
-                                  overwrite=args.overwrite, nproc=args.nproc,
-                                  print_commands=args.print_commands)
-        if args.command == "demo":
-            return commands.demo(out=args.out, jobs=args.jobs)
-        if args.command == "report":
-            from lcam.report.command import run
+    # Refusals, a run held elsewhere and failed writes end as one line and an exit
+    # status (lcam.harness.exitstatus), as in a sweep's workers.
+    return commands.run_guarded(args.command, lambda: _dispatch(args, arguments))
 
-            return run(args)
-    except (ConfigError, DatasetError) as error:
-        print(f"lcam {args.command}: error: {error}", file=sys.stderr)
-        return 2
+
+def _dispatch(args: argparse.Namespace, arguments: list[str]) -> int:
+    from lcam.harness import commands
+
+    if args.command == "presets":
+        return commands.presets(args.show, _overrides(args))
+    if args.command == "train" and args.nproc not in (None, 1):
+        return commands.launch_train(args.nproc, arguments[1:], preset_name=args.preset,
+                                     group=args.group, seed=args.seed,
+                                     overrides=_overrides(args))
+    if args.command == "train":
+        return commands.train(args.preset, group=args.group, seed=args.seed, out=args.out,
+                              overrides=_overrides(args), resume=args.resume,
+                              overwrite=args.overwrite, progress=args.progress)
+    if args.command == "sweep":
+        groups = args.groups.split(",") if args.groups else None
+        return commands.sweep(args.preset, out=args.out, overrides=_overrides(args),
+                              seeds=args.seeds, jobs=args.jobs, groups=groups,
+                              overwrite=args.overwrite, nproc=args.nproc,
+                              print_commands=args.print_commands)
+    if args.command == "demo":
+        return commands.demo(out=args.out, jobs=args.jobs)
+    if args.command == "report":
+        from lcam.report.command import run
+
+        return run(args)
     raise AssertionError(f"unhandled command {args.command!r}")

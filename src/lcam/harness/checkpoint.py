@@ -26,6 +26,7 @@ Checkpoints hold only tensors, numbers, strings, lists and dicts, so they load w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import zipfile
@@ -36,6 +37,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from lcam.harness.writes import WriteFailedError, os_error_in
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -103,6 +106,12 @@ def save_checkpoint(path: Path, state: dict[str, Any], *, keep_previous: bool = 
     the previous checkpoint is left as it is (the loop does that once after resuming
     from the previous checkpoint, so an unreadable latest file never becomes the
     "previous" one).
+
+    A failed write (no space, read-only, I/O error) raises
+    :class:`~lcam.harness.writes.WriteFailedError` naming ``path``; the temporary file
+    is removed, and ``path`` and the previous checkpoint are as they were (a failure
+    between the two renames leaves the old latest file as the previous one, which
+    :func:`load_resume_point` falls back to).
     """
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -114,9 +123,14 @@ def save_checkpoint(path: Path, state: dict[str, Any], *, keep_previous: bool = 
         if keep_previous and path.exists():
             os.replace(path, previous_checkpoint_path(path))
         os.replace(temporary, path)
+    except Exception as error:
+        cause = os_error_in(error)  # torch.save may wrap the OSError in a RuntimeError
+        if cause is None:
+            raise
+        raise WriteFailedError(path, cause) from error
     finally:
-        if temporary.exists():
-            temporary.unlink()
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
     _fsync_directory(path.parent)
 
 

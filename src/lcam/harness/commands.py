@@ -1,18 +1,69 @@
 """What each ``lcam`` subcommand does, once :mod:`lcam.cli` has parsed its arguments.
 
 Every function prints its output, returns the exit status and lets
-:class:`~lcam.harness.config.ConfigError` (unknown names, refused directories) and
-data-set errors propagate for the CLI to report.
+:class:`~lcam.harness.config.ConfigError` (unknown names, refused directories),
+data-set errors, :class:`~lcam.harness.runlock.RunHeldError` and
+:class:`~lcam.harness.writes.WriteFailedError` propagate; :func:`run_guarded` turns
+them into one line on standard error and the exit status of
+:mod:`lcam.harness.exitstatus` (the CLI and the sweep's workers both run commands
+through it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from lcam.harness import exitstatus
 from lcam.harness.presets import CompositePreset, get_preset, get_single_preset, preset_names
 
-__all__ = ["demo", "launch_train", "presets", "sweep", "train"]
+if TYPE_CHECKING:
+    from lcam.harness.sweep import SweepJob
+
+__all__ = ["demo", "launch_train", "presets", "run_guarded", "sweep", "train"]
+
+
+def run_guarded(
+    command: str,
+    action: Callable[[], int],
+    *,
+    on_error: Callable[[Exception, int], None] | None = None,
+) -> int:
+    """Run ``action`` (the subcommand ``command``) and return its exit status.
+
+    The failures a user can act on end as one line ``lcam COMMAND: error: ...`` on
+    standard error, without a traceback: refused names, options or run directories
+    (:data:`~lcam.harness.exitstatus.REFUSED`), a run held by another process
+    (:data:`~lcam.harness.exitstatus.RUN_HELD`), a file that could not be written
+    (:data:`~lcam.harness.exitstatus.WRITE_FAILED`); ``on_error(error, status)`` is
+    told as well. Anything else propagates.
+    """
+    from lcam.harness.config import ConfigError
+    from lcam.harness.data import DatasetError
+    from lcam.harness.runlock import RunHeldError
+    from lcam.harness.writes import WriteFailedError
+
+    try:
+        return action()
+    except (RunHeldError, WriteFailedError, ConfigError, DatasetError) as error:
+        failure: Exception = error
+    if isinstance(failure, RunHeldError):
+        status, message = exitstatus.RUN_HELD, str(failure)
+    elif isinstance(failure, WriteFailedError):
+        status, message = exitstatus.WRITE_FAILED, (
+            f"{failure}; what was written before is intact (rerun with --resume once it "
+            "can be written)")
+    else:
+        status, message = exitstatus.REFUSED, str(failure)
+    if on_error is not None:
+        on_error(failure, status)
+    try:
+        print(f"lcam {command}: error: {message}", file=sys.stderr, flush=True)
+    except OSError:
+        pass  # standard error on the full disk itself (a sweep worker's train.log)
+    return status
 
 
 def presets(show: str | None, overrides: Mapping[str, str]) -> int:
@@ -55,7 +106,9 @@ def train(
     from lcam.harness.distributed import TorchDistributed, launched_by_torchrun
     from lcam.harness.loop import run_training
 
-    config = get_single_preset(preset_name).with_overrides(overrides).run_config(group, seed)
+    preset = get_single_preset(preset_name).with_overrides(overrides)
+    config = preset.run_config(group, seed)
+    _print_option_notes("train", preset.option_notes)
     if launched_by_torchrun():
         with TorchDistributed.from_environment(config.settings.device) as distributed:
             outcome = run_training(distributed.place(config), out, resume=resume,
@@ -109,7 +162,9 @@ def sweep(
     nproc: int | None = None,
     print_commands: bool = False,
 ) -> int:
-    """Run every group x seed of ``preset_name`` as processes; 1 if any run failed.
+    """Run every group x seed of ``preset_name`` as processes; the exit status is
+    :attr:`~lcam.harness.sweep.SweepSummary.exit_status` (1 if a run failed, 3 if runs
+    were held by another process, 4 if a run could not write and the sweep stopped).
 
     With ``print_commands`` nothing runs: each run's command is printed as one shell
     line (absolute paths, no thread count from this machine) for a cluster scheduler.
@@ -117,22 +172,49 @@ def sweep(
     from lcam.harness.sweep import job_lines, plan_sweep, run_sweep
 
     if print_commands:
-        from lcam.harness.components import validate_names
-
         plan = plan_sweep(preset_name, out.resolve(), overrides=overrides, seeds=seeds,
                           groups=groups, overwrite=overwrite, nproc=nproc,
                           split_threads=False)
-        for job in plan:  # a typo fails here, not in every job on the cluster
-            validate_names(job.config.settings)
+        _validate_plan(plan)  # a typo fails here, not in every job on the cluster
+        _print_option_notes("sweep", _option_notes(preset_name, overrides))
         print("\n".join(job_lines(plan)))
         return 0
     plan = plan_sweep(preset_name, out, overrides=overrides, seeds=seeds, groups=groups,
                       jobs=jobs, overwrite=overwrite, nproc=nproc)
+    _validate_plan(plan)  # a mistake fails here once, not in every worker
+    _print_option_notes("sweep", _option_notes(preset_name, overrides))
     summary = run_sweep(plan, jobs=jobs, skip_finished=not overwrite)
     print(summary.describe())
     if summary.ok:
         print(f"report: lcam report {out}")
-    return 0 if summary.ok else 1
+    return summary.exit_status
+
+
+def _validate_plan(plan: Sequence[SweepJob]) -> None:
+    """Check every distinct setting of ``plan`` (names, options, user functions)."""
+    from lcam.harness.components import validate_names
+
+    checked: list[object] = []
+    for job in plan:
+        settings = job.config.settings
+        if settings not in checked:
+            validate_names(settings)
+            checked.append(settings)
+
+
+def _option_notes(preset_name: str, overrides: Mapping[str, str]) -> tuple[str, ...]:
+    """The preset options (of every row of a composite) that overrides left out."""
+    preset = get_preset(preset_name)
+    if isinstance(preset, CompositePreset):
+        rows = [row for row, _groups in preset.resolved_rows(overrides)]
+    else:
+        rows = [preset.with_overrides(overrides)]
+    return tuple(dict.fromkeys(note for row in rows for note in row.option_notes))
+
+
+def _print_option_notes(command: str, notes: Sequence[str]) -> None:
+    for note in notes:
+        print(f"lcam {command}: note: {note}", file=sys.stderr, flush=True)
 
 
 def demo(*, out: Path, jobs: int | None) -> int:

@@ -87,7 +87,9 @@ from lcam.harness.rundir import (
     run_directory,
     write_config,
 )
+from lcam.harness.runlock import RunLock
 from lcam.harness.schedules import LrSchedule, build_schedule
+from lcam.harness.writes import writing
 
 __all__ = [
     "RANK_STATE_ENV",
@@ -484,6 +486,9 @@ def run_training(
             run and neither ``resume`` nor ``overwrite`` allows touching it, or (with
             ``resume``) neither its latest nor its previous checkpoint can be used; the
             directory is then left unchanged.
+        RunHeldError: another process holds the run directory (it trains this run).
+        WriteFailedError: a file of the run could not be written (it names the file
+            and the cause); the files written before are intact.
     """
     is_main = distributed.rank == 0
     write = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -495,7 +500,27 @@ def run_training(
     device = resolve_device(settings.device)
     _check_distributed(settings, device, distributed)
     run_dir = run_directory(out, config)
-    start = _decide_start(run_dir, config, resume, overwrite, distributed)
+    lock = RunLock(run_dir.path)  # rank 0 holds it from the decision to the return
+    start = _decide_start(run_dir, config, resume, overwrite, distributed, lock)
+    try:
+        if lock.unlocked:
+            write(f"{run_dir.path}: warning: {lock.unlocked}")
+        return _run_held(config, run_dir, start, progress, distributed, write)
+    finally:
+        lock.release()
+
+
+def _run_held(
+    config: RunConfig,
+    run_dir: RunDirectory,
+    start: Start,
+    progress: bool,
+    distributed: DistributedContext,
+    write: Callable[[str], None],
+) -> RunOutcome:
+    """:func:`run_training` once rank 0 holds the run directory's lock."""
+    is_main = distributed.rank == 0
+    settings = config.settings
     if start == "finished":
         write(f"{run_dir.path}: already finished, skipped")
         return RunOutcome(run_dir.path, start, 0, None)
@@ -524,7 +549,8 @@ def run_training(
             for leftover in run_dir.checkpoint_temporaries():  # from a kill mid-write
                 leftover.unlink(missing_ok=True)
         else:
-            run_dir.metrics.write_text("", encoding="utf-8")
+            with writing(run_dir.metrics):
+                run_dir.metrics.write_text("", encoding="utf-8")
     board = TensorBoardLog(run_dir.tensorboard) if settings.tensorboard and is_main else None
     if start == "resume":
         write(f"{run_dir.path}: resuming after epoch {trainer.epoch - 1}")
@@ -572,20 +598,23 @@ def _decide_start(
     resume: bool,
     overwrite: bool,
     distributed: DistributedContext,
+    lock: RunLock,
 ) -> Start:
-    """Rank 0 inspects (with ``overwrite``: clears) the run directory; every rank gets its answer.
+    """Rank 0 takes ``lock`` and inspects (with ``overwrite``: clears) the run directory;
+    every rank gets its answer.
 
     The other ranks never look at the directory: rank 0's decision reaches them as a
-    sum over ranks to which only rank 0 contributes (0 = refused). A refusal raises on
-    every rank, rank 0 with the real message.
+    sum over ranks to which only rank 0 contributes (0 = refused). A refusal (the run
+    held by another process included) raises on every rank, rank 0 with the real
+    message; rank 0 then no longer holds the lock.
     """
     if distributed.world_size == 1:
-        return prepare_run_directory(run_dir, config, resume=resume, overwrite=overwrite)
+        return _lock_and_prepare(run_dir, config, resume, overwrite, lock)
     code, failure = 0, None
     if distributed.rank == 0:
         try:
-            code = 1 + _STARTS.index(
-                prepare_run_directory(run_dir, config, resume=resume, overwrite=overwrite))
+            code = 1 + _STARTS.index(_lock_and_prepare(run_dir, config, resume, overwrite,
+                                                       lock))
         except Exception as error:  # re-raised below, once every rank knows
             failure = error
     decided = int(distributed.all_reduce_sum(torch.tensor(code, dtype=torch.int64)))
@@ -594,6 +623,19 @@ def _decide_start(
     if decided == 0:
         raise RunDirectoryError(f"{run_dir.path}: refused by rank 0 (its message says why)")
     return _STARTS[decided - 1]
+
+
+def _lock_and_prepare(
+    run_dir: RunDirectory, config: RunConfig, resume: bool, overwrite: bool, lock: RunLock
+) -> Start:
+    """Take ``lock`` (or raise :class:`~lcam.harness.runlock.RunHeldError`), then decide;
+    a refusal releases it."""
+    lock.acquire()
+    try:
+        return prepare_run_directory(run_dir, config, resume=resume, overwrite=overwrite)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _train_epochs(

@@ -6,6 +6,7 @@ reads these files and nothing else, so every figure and table is derived from th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lcam.harness.writes import write_text_atomic, writing
 
 __all__ = [
     "TIMING_FIELDS",
@@ -80,11 +83,22 @@ class MetricsLog:
         return [json.loads(line) for line in lines[:-1] if line.strip()]
 
     def append(self, metrics: EpochMetrics) -> None:
-        """Append one line and flush it to disk."""
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(metrics.to_json()) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Append one line and flush it to disk.
+
+        A failed write raises :class:`~lcam.harness.writes.WriteFailedError` and cuts
+        the file back to the lines it held (as far as the file system still allows).
+        """
+        data = (json.dumps(metrics.to_json()) + "\n").encode("utf-8")
+        with writing(self.path), open(self.path, "ab") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            try:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):
+                    handle.truncate(size)
+                raise
 
     def truncate(self, epochs: int) -> None:
         """Keep the lines of the first ``epochs`` epochs (those a checkpoint covers).
@@ -99,9 +113,7 @@ class MetricsLog:
                 f"{self.path}: holds epochs {[row['epoch'] for row in kept]}, "
                 f"but the checkpoint covers {epochs} epochs"
             )
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
-        os.replace(temporary, self.path)
+        write_text_atomic(self.path, "".join(json.dumps(row) + "\n" for row in kept))
 
 
 @dataclass(frozen=True)
@@ -131,11 +143,12 @@ class RunResult:
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
-    """Write ``value`` as indented JSON to ``path`` via a temporary file and a rename."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    """Write ``value`` as indented JSON to ``path`` via a temporary file and a rename.
+
+    A failed write raises :class:`~lcam.harness.writes.WriteFailedError` naming ``path``;
+    ``path`` keeps what it held.
+    """
+    write_text_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
 class TensorBoardLog:

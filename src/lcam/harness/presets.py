@@ -74,6 +74,9 @@ class Preset:
         control_fraction_above: the fraction of steps above the average loss that the
             control's momentum is matched at (see :meth:`GroupSpec.control_for`).
         notes: what the preset assumes beyond docs/PAPER.md.
+        option_notes: the preset's data / model options that overrides left out, because
+            the ``package.module:function`` that replaced its data or model does not
+            accept them (see :func:`lcam.harness.components.fit_reference_options`).
     """
 
     name: str
@@ -85,6 +88,7 @@ class Preset:
     control: bool = False
     control_fraction_above: float = 0.5
     notes: tuple[str, ...] = ()
+    option_notes: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         names = [g.name for g in self.groups + self.optional_groups]
@@ -160,6 +164,10 @@ class Preset:
         Keys are :class:`RunSettings` fields (``epochs``, ``lr``, ``model``, ...),
         ``model_options.<key>`` or one of ``seeds``, ``control``,
         ``control_fraction_above``. Unknown keys raise :class:`UnknownNameError`.
+
+        When the data or model is a ``package.module:function``, the preset's own
+        options that function does not accept are dropped (``option_notes`` says which);
+        options given in ``overrides`` are kept.
         """
         preset_changes: dict[str, Any] = {}
         setting_overrides: dict[str, str] = {}
@@ -175,7 +183,15 @@ class Preset:
                 raise
             valid = sorted(set(error.valid) | set(PRESET_FIELDS))
             raise UnknownNameError("setting", error.name, valid) from None
-        return dataclasses.replace(self, settings=settings, **preset_changes)
+        option_notes = self.option_notes
+        if ":" in settings.data or ":" in settings.model:  # a package.module:function
+            from lcam.harness.components import fit_reference_options
+
+            settings, dropped = fit_reference_options(settings, setting_overrides,
+                                                      preset=f"preset {self.name!r}")
+            option_notes += tuple(dropped)
+        return dataclasses.replace(self, settings=settings, option_notes=option_notes,
+                                   **preset_changes)
 
     def to_json(self) -> dict[str, Any]:
         """The resolved preset, as ``lcam presets --show`` prints it."""
@@ -190,7 +206,7 @@ class Preset:
             "control_groups": [g.to_json() for g in self.control_groups()],
             "sweep_groups": [g.name for g in self.sweep_groups()],
             "seeds": self.seeds,
-            "notes": list(self.notes),
+            "notes": list(self.notes + self.option_notes),
         }
 
 

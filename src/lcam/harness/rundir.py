@@ -24,6 +24,7 @@ from typing import Any, Literal
 from lcam.harness.checkpoint import previous_checkpoint_path
 from lcam.harness.config import ConfigError, RunConfig
 from lcam.harness.metrics import write_json_atomic
+from lcam.harness.writes import writing
 
 __all__ = [
     "RunDirectory",
@@ -98,7 +99,8 @@ class RunDirectory:
         """Delete the run's own files (config, metrics, result, checkpoints, events)."""
         for path in (self.config, self.metrics, self.result, self.checkpoint,
                      self.previous_checkpoint, *self.checkpoint_temporaries()):
-            path.unlink(missing_ok=True)
+            with writing(path):
+                path.unlink(missing_ok=True)
         shutil.rmtree(self.tensorboard, ignore_errors=True)
 
 
@@ -163,7 +165,8 @@ def config_document(config: RunConfig, runtime: dict[str, Any]) -> dict[str, Any
 
 def write_config(run_dir: RunDirectory, config: RunConfig, runtime: dict[str, Any]) -> None:
     """Create the run directory and write ``config.json`` into it."""
-    run_dir.path.mkdir(parents=True, exist_ok=True)
+    with writing(run_dir.path):
+        run_dir.path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir.config, config_document(config, runtime))
 
 

@@ -8,8 +8,9 @@ one) and returns a :class:`SweepSummary`. A run's output goes to ``train.log`` i
 run directory; a failure never stops the other runs.
 
 Workers: ``jobs`` long-lived processes that each import torch once and run many jobs,
-each job being exactly its command line (``lcam.cli.main`` on the command's
-arguments, output redirected to its ``train.log``): with runs of a few seconds,
+each job being exactly its command line (:func:`run_job`: the ``lcam train`` command
+of :mod:`lcam.harness.commands` on the job's arguments, output redirected to its
+``train.log``; the harness never imports the command line): with runs of a few seconds,
 starting a Python process and importing torch per run would cost as much as the
 training. Every run seeds all random generators itself, so a run gives the same
 numbers in a worker as from its command line (tested). Data-parallel runs
@@ -21,6 +22,13 @@ CPU threads: unless ``threads`` is overridden, each of the ``jobs`` workers gets
 ``cpu_count // jobs`` threads (``cpu_count // (jobs * nproc)`` per process with
 ``nproc``), so J workers do not oversubscribe the cores.
 
+One writer per run: a run held by another process (another sweep, a requeued task
+still running, :mod:`lcam.harness.runlock`) is skipped, said so and counted as held.
+A run that cannot write a file (exit status
+:data:`~lcam.harness.exitstatus.WRITE_FAILED`: no space left, read-only file system)
+stops the sweep from starting further runs; the summary says why and how many runs
+were not started.
+
 On a cluster, :func:`job_lines` gives each job's command as one shell line
 (``lcam sweep ... --print-commands``): every line is self-contained (absolute paths,
 every override, ``--resume``) and writes only its own run directory
@@ -30,6 +38,7 @@ node that sees ``OUT``, and rerun any of them; ``lcam report OUT`` merges the re
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shlex
@@ -43,17 +52,24 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lcam.harness import exitstatus
 from lcam.harness.config import ConfigError, RunConfig
 from lcam.harness.presets import CompositePreset, Preset, get_preset
 from lcam.harness.rundir import RunDirectory, run_directory
+from lcam.harness.runlock import RunHeldError, RunLock, describe_holder, lock_holder
+from lcam.harness.writes import WriteFailedError, writing
 
-__all__ = ["SweepJob", "SweepSummary", "job_lines", "plan_sweep", "run_sweep",
+__all__ = ["SweepJob", "SweepSummary", "job_lines", "plan_sweep", "run_job", "run_sweep",
            "threads_per_job"]
 
 
 @dataclass(frozen=True)
 class SweepJob:
-    """One run of a sweep and the command that runs it."""
+    """One run of a sweep and the command that runs it.
+
+    ``overrides`` and ``overwrite`` are the command's ``--set`` items and its
+    ``--overwrite`` (else ``--resume``): :func:`run_job` runs the same command in-process.
+    """
 
     preset: str
     group: str
@@ -61,31 +77,64 @@ class SweepJob:
     run_dir: RunDirectory
     command: tuple[str, ...]
     config: RunConfig
+    overrides: tuple[tuple[str, str], ...]
+    overwrite: bool
 
     @property
     def label(self) -> str:
         return f"{self.preset}/{self.group}/seed{self.seed}"
 
+    @property
+    def out(self) -> Path:
+        """The output root (``--out``): the run directory is ``out/<preset>/<group>/seed<K>``."""
+        return self.run_dir.path.parent.parent.parent
+
 
 @dataclass
 class SweepSummary:
-    """What a sweep did with each job."""
+    """What a sweep did with each job.
+
+    ``held``: runs another process held (with who holds them), skipped; ``stopped``: why
+    the sweep stopped starting runs (a failed write), ``not_started`` the runs it left.
+    """
 
     skipped: list[SweepJob] = field(default_factory=list)
     finished: list[SweepJob] = field(default_factory=list)
     failed: list[tuple[SweepJob, int]] = field(default_factory=list)
+    held: list[tuple[SweepJob, str]] = field(default_factory=list)
+    stopped: str | None = None
+    not_started: list[SweepJob] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and self.stopped is None
+
+    @property
+    def exit_status(self) -> int:
+        """``lcam sweep``'s exit status (:mod:`lcam.harness.exitstatus`): a failed write
+        first, then a failed run, then runs held elsewhere."""
+        if self.stopped is not None:
+            return exitstatus.WRITE_FAILED
+        if self.failed:
+            return exitstatus.FAILED
+        return exitstatus.RUN_HELD if self.held else exitstatus.OK
 
     def describe(self) -> str:
         """A short human summary, with the log of every failed run."""
         lines = [f"sweep: {len(self.finished)} run(s) finished, {len(self.skipped)} already "
-                 f"finished (skipped), {len(self.failed)} failed"]
+                 f"finished (skipped), {len(self.held)} held by another process (skipped), "
+                 f"{len(self.failed)} failed"
+                 + (f", {len(self.not_started)} not started" if self.not_started else "")]
+        for job, holder in self.held:
+            lines.append(f"  HELD {job.label}: by {holder}")
         for job, code in self.failed:
             lines.append(f"  FAILED {job.label} (exit status {code}); log: {job.run_dir.log}")
             lines.extend(f"    | {line}" for line in _tail(job.run_dir.log, 5))
+        if self.stopped is not None:
+            lines.append(f"sweep: stopped starting runs: {self.stopped}")
+        if self.held and self.stopped is None and not self.failed:
+            lines.append("sweep: the held runs are another process's to finish; run the "
+                         "sweep again once it has ended to see them finished or resume them")
         return "\n".join(lines)
 
 
@@ -160,7 +209,7 @@ def _jobs_for(
             for key, value in overrides.items():
                 command += ["--set", f"{key}={value}"]
             jobs.append(SweepJob(preset.name, group.name, seed, run_directory(out, config),
-                                 tuple(command), config))
+                                 tuple(command), config, tuple(overrides.items()), overwrite))
     return jobs
 
 
@@ -211,15 +260,37 @@ class _Progress:
     def __init__(self, summary: SweepSummary, write: Callable[[str], None], total: int):
         self.summary, self.write, self.total, self.done = summary, write, total, 0
 
-    def record(self, job: SweepJob, code: int, seconds: float) -> None:
+    @property
+    def stopping(self) -> bool:
+        """A run could not write: start no further runs."""
+        return self.summary.stopped is not None
+
+    def record(self, job: SweepJob, code: int, seconds: float, detail: str | None = None
+               ) -> None:
+        """Record ``job``'s exit status; ``detail``: its holder (held) or its error line."""
         self.done += 1
         if code == 0:
             self.summary.finished.append(job)
             self.write(f"[{self.done}/{self.total}] {job.label} finished ({seconds:.0f}s)")
-        else:
-            self.summary.failed.append((job, code))
-            self.write(f"[{self.done}/{self.total}] {job.label} FAILED with exit status "
-                       f"{code} (log: {job.run_dir.log})")
+            return
+        if code == exitstatus.RUN_HELD:
+            holder = detail or describe_holder(lock_holder(job.run_dir.path))
+            self.summary.held.append((job, holder))
+            self.write(f"[{self.done}/{self.total}] {job.label} skipped: held by another "
+                       f"process ({holder})")
+            return
+        self.summary.failed.append((job, code))
+        self.write(f"[{self.done}/{self.total}] {job.label} FAILED with exit status "
+                   f"{code} (log: {job.run_dir.log})")
+        if code == exitstatus.WRITE_FAILED and not self.stopping:
+            why = detail or next((line.removeprefix("lcam train: error: ") for line in
+                                  reversed(_tail(job.run_dir.log, 5)) if "cannot write" in line),
+                                 f"{job.label} could not write a file")
+            self.summary.stopped = why
+            self.write(f"sweep: {why}; starting no further runs")
+
+    def not_started(self, jobs: Sequence[SweepJob]) -> None:
+        self.summary.not_started.extend(jobs)
 
 
 def _run_in_workers(plan: Sequence[SweepJob], jobs: int, progress: _Progress) -> list[SweepJob]:
@@ -229,7 +300,7 @@ def _run_in_workers(plan: Sequence[SweepJob], jobs: int, progress: _Progress) ->
     context = multiprocessing.get_context("spawn")
     left: list[SweepJob] = []
     with ProcessPoolExecutor(max_workers=min(jobs, len(plan)), mp_context=context) as pool:
-        pending: dict[Future[tuple[int, float]], SweepJob] = {}
+        pending: dict[Future[tuple[int, float, str | None]], SweepJob] = {}
         for job in plan:
             pending[pool.submit(_run_job_in_worker, job)] = job
         while pending:
@@ -237,49 +308,106 @@ def _run_in_workers(plan: Sequence[SweepJob], jobs: int, progress: _Progress) ->
             for future in done:
                 job = pending.pop(future)
                 try:
-                    code, seconds = future.result()
+                    code, seconds, detail = future.result()
                 except BrokenProcessPool:
                     left.append(job)
                     continue
-                progress.record(job, code, seconds)
+                progress.record(job, code, seconds, detail)
+            if progress.stopping:  # the runs not started yet stay so
+                cancelled = [future for future in pending if future.cancel()]
+                progress.not_started([pending.pop(future) for future in cancelled])
+    if left and progress.stopping:
+        progress.not_started(left)
+        return []
     if left:
         progress.write(f"sweep: a worker process died; {len(left)} unfinished run(s) "
                        "run again, each in a process of its own")
     return left
 
 
-def _run_job_in_worker(job: SweepJob) -> tuple[int, float]:
+def run_job(
+    job: SweepJob, *, on_error: Callable[[Exception, int], None] | None = None
+) -> int:
+    """Run ``job``'s ``lcam train`` command in this process; its exit status.
+
+    What the job's command line does, through :mod:`lcam.harness.commands` (not the
+    command line): errors end as one line on standard error and an exit status of
+    :mod:`lcam.harness.exitstatus`; ``on_error(error, status)`` is told as well.
+    """
+    from lcam.harness import commands
+
+    return commands.run_guarded(
+        "train",
+        lambda: commands.train(job.preset, group=job.group, seed=job.seed, out=job.out,
+                               overrides=dict(job.overrides), resume=not job.overwrite,
+                               overwrite=job.overwrite, progress=False),
+        on_error=on_error)
+
+
+def _run_job_in_worker(job: SweepJob) -> tuple[int, float, str | None]:
     """Worker: run the job's ``lcam train`` here, output into its ``train.log``;
-    (exit status, seconds). The run directory appears only when the job starts."""
+    (exit status, seconds, the holder of a held run or the error line of a failed
+    write). The run directory appears only when the job starts; a run held by another
+    process is left alone (its log included)."""
     started = time.perf_counter()
-    _start_log(job)
-    code = _run_logged(list(job.command[3:]), str(job.run_dir.log))
-    return code, time.perf_counter() - started
+    holder = _held_elsewhere(job)
+    if holder is not None:
+        return exitstatus.RUN_HELD, 0.0, holder
+    details: list[str] = []
+
+    def note(error: Exception, status: int) -> None:
+        details.append(describe_holder(error.holder) if isinstance(error, RunHeldError)
+                       else str(error))
+
+    try:
+        _start_log(job)
+        code = _run_logged(lambda: run_job(job, on_error=note), str(job.run_dir.log))
+    except WriteFailedError as error:  # the log itself
+        return exitstatus.WRITE_FAILED, time.perf_counter() - started, str(error)
+    return code, time.perf_counter() - started, details[-1] if details else None
 
 
-def _run_logged(argv: list[str], log: str) -> int:
-    from lcam.cli import main
+def _held_elsewhere(job: SweepJob) -> str | None:
+    """Who holds ``job``'s run directory, or ``None`` when nobody does (a quick look:
+    the run itself takes the lock)."""
+    lock = RunLock(job.run_dir.path)
+    try:
+        lock.acquire()
+    except RunHeldError as error:
+        return describe_holder(error.holder)
+    except WriteFailedError:
+        return None  # the run says so
+    lock.release()
+    return None
 
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = (os.dup(1), os.dup(2))
-    with open(log, "ab") as handle:
+
+def _run_logged(action: Callable[[], int], log: str) -> int:
+    """Run ``action`` with file descriptors 1 and 2 appended to ``log``; its exit status."""
+    _flush_standard_streams()
+    with writing(log), open(log, "ab") as handle:
+        saved = (os.dup(1), os.dup(2))
         os.dup2(handle.fileno(), 1)
         os.dup2(handle.fileno(), 2)
         try:
-            return main(argv)
-        except SystemExit as stop:  # argparse errors, as the command line would exit
+            return action()
+        except SystemExit as stop:  # as the command line would exit
             return stop.code if isinstance(stop.code, int) else int(stop.code is not None)
         except Exception:
-            traceback.print_exc()
-            return 1
+            with contextlib.suppress(OSError):
+                traceback.print_exc()
+            return exitstatus.FAILED
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            _flush_standard_streams()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+def _flush_standard_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a full disk under a log
+            stream.flush()
 
 
 def _run_as_processes(
@@ -289,9 +417,16 @@ def _run_as_processes(
     running: list[tuple[SweepJob, subprocess.Popen[bytes], float]] = []
     waiting = list(reversed(plan))
     while waiting or running:
+        if progress.stopping:
+            progress.not_started(list(reversed(waiting)))
+            waiting = []
         while waiting and len(running) < jobs:
             job = waiting.pop()
-            running.append((job, _launch(job), time.perf_counter()))
+            try:
+                running.append((job, _launch(job), time.perf_counter()))
+            except WriteFailedError as error:
+                progress.record(job, exitstatus.WRITE_FAILED, 0.0, str(error))
+                break
         time.sleep(poll_seconds)
         still_running = []
         for job, process, started in running:
@@ -304,14 +439,15 @@ def _run_as_processes(
 
 
 def _start_log(job: SweepJob) -> None:
-    job.run_dir.path.mkdir(parents=True, exist_ok=True)
-    with open(job.run_dir.log, "ab") as log:
-        log.write(f"$ {' '.join(job.command)}\n".encode())
+    with writing(job.run_dir.log):
+        job.run_dir.path.mkdir(parents=True, exist_ok=True)
+        with open(job.run_dir.log, "ab") as log:
+            log.write(f"$ {' '.join(job.command)}\n".encode())
 
 
 def _launch(job: SweepJob) -> subprocess.Popen[bytes]:
     _start_log(job)
-    with open(job.run_dir.log, "ab") as log:
+    with writing(job.run_dir.log), open(job.run_dir.log, "ab") as log:
         return subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
 

@@ -18,6 +18,13 @@ Options
     ``generator_seed=0``, never on the benchmark's test split. ``seed`` (the run's
     seed) does not change the data: seeds vary the training, not the data.
 
+``templates`` (default ``"digits"``, the published ten) may be ``"pairs"``: the 100
+    two-digit templates of :mod:`lcam.harness.data.mnist1d_pairs` (100 classes,
+    ``num_samples // 100`` per class). ``labels`` (``"fine"``, default) may be
+    ``"coarse"`` with ``templates="pairs"``: the same inputs labelled with the digit of
+    the template's first half (10 classes). ``mnist1d-100`` and ``mnist1d-100-coarse``
+    are these two with ``num_samples=50000``.
+
 Storage and normalisation
     The generator's float64 arrays unchanged, as ``float64 N, 1, 40`` (equal to
     ``make_dataset``'s ``x`` / ``x_test`` bit for bit). The generator already centres
@@ -46,6 +53,13 @@ import torch
 
 from lcam.harness.data.bundle import DataBundle, Normalization, Split
 from lcam.harness.data.errors import DatasetDependencyError
+from lcam.harness.data.mnist1d_pairs import (
+    LABELINGS,
+    NUM_DIGITS,
+    TEMPLATE_SETS,
+    coarse_labels,
+    pair_templates,
+)
 from lcam.harness.data.tensor_cache import load_tensor_cache, save_tensor_cache
 
 __all__ = ["CACHE_FOLDER", "cache_path", "generator_arguments", "load_mnist1d", "make_arrays"]
@@ -65,6 +79,17 @@ def _package() -> Any:
     except ImportError as error:
         raise DatasetDependencyError(f"{INSTALL_HINT} ({error})") from None
     return mnist1d
+
+
+def _check_templates(templates: str, labels: str) -> None:
+    if templates not in TEMPLATE_SETS:
+        raise ValueError(f"Invalid templates for mnist1d: {templates!r} (one of "
+                         f"{', '.join(TEMPLATE_SETS)})")
+    if labels not in LABELINGS:
+        raise ValueError(f"Invalid labels for mnist1d: {labels!r} (one of {', '.join(LABELINGS)})")
+    if labels == "coarse" and templates != "pairs":
+        raise ValueError("labels='coarse' needs templates='pairs' (the ten digit templates "
+                         "have no coarser labelling)")
 
 
 def _check_options(num_samples: int, train_split: float, generator_seed: int) -> None:
@@ -92,15 +117,19 @@ def generator_arguments(
     return arguments
 
 
-def make_arrays(arguments: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Run the generator with ``arguments``; the global RNG states are left as they were."""
+def make_arrays(arguments: dict[str, Any], templates: str = "digits") -> dict[str, np.ndarray]:
+    """Run the generator with ``arguments`` on the ``templates`` set (fine labels); the
+    global RNG states are left as they were."""
+    _check_templates(templates, "fine")
     mnist1d = _package()
     from mnist1d.utils import ObjectView
 
     numpy_state = np.random.get_state()
     python_state = random.getstate()
     try:
-        data = mnist1d.data.make_dataset(ObjectView(dict(arguments)))
+        digits = mnist1d.data.get_templates()
+        template = digits if templates == "digits" else pair_templates(digits)
+        data = mnist1d.data.make_dataset(ObjectView(dict(arguments)), template=template)
     finally:
         np.random.set_state(numpy_state)
         random.setstate(python_state)
@@ -117,7 +146,8 @@ def _package_version() -> str:
 
 
 def cache_path(
-    root: Path, num_samples: int = 5000, train_split: float = 0.8, generator_seed: int = 42
+    root: Path, num_samples: int = 5000, train_split: float = 0.8, generator_seed: int = 42,
+    templates: str = "digits",
 ) -> Path:
     """Where the arrays generated with these options are cached under ``root``.
 
@@ -128,6 +158,8 @@ def cache_path(
     text = json.dumps({"format": CACHE_FORMAT, "version": _package_version(),
                        "num_samples": num_samples, "train_split": float(train_split),
                        "generator_seed": generator_seed}, sort_keys=True)
+    if templates != "digits":  # the digits' key predates the option: caches stay valid
+        text += f"|templates={templates}"
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     return root / CACHE_FOLDER / f"mnist1d-{key}.pt"
 
@@ -152,16 +184,24 @@ def _from_cache(path: Path, train: int, test: int) -> tuple[Split, Split] | None
 
 def load_mnist1d(
     *, root: Path, seed: int, num_samples: int = 5000, train_split: float = 0.8,
-    generator_seed: int = 42, cache: bool = True,
+    generator_seed: int = 42, templates: str = "digits", labels: str = "fine",
+    cache: bool = True,
 ) -> DataBundle:
-    """MNIST-1D (10 classes, 40-sample signals); ``seed`` is unused (the data are fixed)."""
+    """MNIST-1D (40-sample signals; 10 classes, or 100 with ``templates="pairs"`` unless
+    ``labels="coarse"``); ``seed`` is unused (the data are fixed)."""
     _check_options(num_samples, train_split, generator_seed)
-    total = (num_samples // 10) * 10
+    _check_templates(templates, labels)
+    per_class = NUM_DIGITS if templates == "digits" else NUM_DIGITS * NUM_DIGITS
+    total = (num_samples // per_class) * per_class
+    if total == 0:
+        raise ValueError(f"Invalid num_samples for mnist1d: {num_samples} gives no sample "
+                         f"of each of the {per_class} templates (need >= {per_class})")
     train_size = int(total * train_split)
-    path = cache_path(Path(root), num_samples, train_split, generator_seed)
+    path = cache_path(Path(root), num_samples, train_split, generator_seed, templates)
     splits = _from_cache(path, train_size, total - train_size) if cache and path.is_file() else None
     if splits is None:
-        arrays = make_arrays(generator_arguments(num_samples, train_split, generator_seed))
+        arrays = make_arrays(generator_arguments(num_samples, train_split, generator_seed),
+                             templates)
         splits = (_split(arrays["x"], arrays["y"]), _split(arrays["x_test"], arrays["y_test"]))
         if cache:
             save_tensor_cache(
@@ -171,14 +211,21 @@ def load_mnist1d(
                 "mnist1d", "generates the data again",
             )
     train, test = splits
+    num_classes, class_names = 10, tuple(str(d) for d in range(NUM_DIGITS))
+    if templates == "pairs" and labels == "coarse":
+        train, test = (Split(split.inputs, torch.from_numpy(coarse_labels(split.targets.numpy())))
+                       for split in (train, test))
+    elif templates == "pairs":
+        num_classes = NUM_DIGITS * NUM_DIGITS
+        class_names = tuple(f"{i}{j}" for i in range(NUM_DIGITS) for j in range(NUM_DIGITS))
     return DataBundle(
         name="mnist1d",
         train=train,
         test=test,
-        num_classes=10,
+        num_classes=num_classes,
         input_shape=(1, SIGNAL_LENGTH),
         kind="signal",
         normalization=Normalization(scale=1.0, mean=(0.0,), std=(1.0,)),
         augment="none",
-        class_names=tuple(str(d) for d in range(10)),
+        class_names=class_names,
     )

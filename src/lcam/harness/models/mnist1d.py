@@ -4,7 +4,7 @@ The layers, widths and strides are those of the reference models that the MNIST-
 benchmark's published accuracies come from (CNN 94%, MLP 68% test accuracy), with
 PyTorch's default initialisation, as there.
 
-``mnist1d-cnn`` (5,210 parameters with 10 classes)::
+``mnist1d-cnn`` (5,210 parameters with 10 classes; width 25, option ``channels``)::
 
     conv1d 1 -> 25, kernel 5, stride 2, padding 1, ReLU     25 x 19
     conv1d 25 -> 25, kernel 3, stride 2, padding 1, ReLU    25 x 10
@@ -35,6 +35,8 @@ class Mnist1dCNN(nn.Module):
     def __init__(self, num_classes: int, in_channels: int = 1, length: int = 40,
                  channels: int = 25) -> None:
         super().__init__()
+        if channels < 1:
+            raise ValueError(f"Invalid channels for mnist1d-cnn: {channels} (must be >= 1)")
         self.conv1 = nn.Conv1d(in_channels, channels, 5, stride=2, padding=1)
         self.conv2 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
         self.conv3 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)

@@ -61,9 +61,12 @@ def _build_digits_cnn(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.M
     return DigitsCNN(num_classes, tuple(input_shape))
 
 
-def _build_mnist1d_cnn(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+def _build_mnist1d_cnn(
+    *, num_classes: int, input_shape: tuple[int, ...], channels: int = 25
+) -> nn.Module:
     _require_rank("mnist1d-cnn", input_shape, 2, "C, T (signal)")
-    return Mnist1dCNN(num_classes, in_channels=input_shape[0], length=input_shape[1])
+    return Mnist1dCNN(num_classes, in_channels=input_shape[0], length=input_shape[1],
+                      channels=int(channels))
 
 
 def _build_mnist1d_mlp(
