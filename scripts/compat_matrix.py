@@ -3,10 +3,10 @@
 For each cell (a Python version and a torch version) this script
 
 1. creates a fresh virtual environment under ``.compat/venvs/`` with that Python,
-2. downloads torch (and pytest, hypothesis) into ``.compat/wheels/`` with the cell's own
+2. downloads torch (and pytest, hypothesis, numpy) into ``.compat/wheels/`` with the cell's own
    pip -- files already there are reused, so the multi-GB CUDA builds are fetched once --
    and records "no wheel" when pip answers that no distribution matches,
-3. installs, without an index, torch, pytest, hypothesis and the lcam wheel built from
+3. installs, without an index, torch, the test requirements and the lcam wheel built from
    this checkout (not editable: ``import lcam`` resolves to site-packages, never src/),
 4. runs the optimizer's own tests (``tests/test_optimizer_*.py``: parity, state and
    checkpoints, decisions, the loss hand-off, the fused-kernel fallback, DDP on gloo and
@@ -39,6 +39,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -58,14 +59,18 @@ TABLE_END = "<!-- compat-table:end -->"
 
 # The optimizer's own tests: no framework, no harness extra, only torch + pytest.
 TEST_GLOBS = ("tests/test_optimizer_*.py",)
-# What those tests import besides torch and lcam (hypothesis: tests/conftest.py loads
-# its profiles).
-TEST_REQUIREMENTS = ("pytest", "hypothesis")
+# What those tests need besides torch and lcam: pytest; hypothesis (tests/conftest.py
+# loads its profiles); numpy, without which torch warns at import ("Failed to initialize
+# NumPy") and which any user's environment has.
+# pytest-timeout: a test that hangs (torch 2.4's gloo teardown can deadlock) fails after
+# TEST_TIMEOUT_S instead of stalling the cell.
+TEST_REQUIREMENTS = ("pytest", "pytest-timeout", "hypothesis", "numpy")
+TEST_TIMEOUT_S = 300
 
 PYTHONS = ("3.10", "3.11", "3.13")
 DEFAULT_TORCHES = ("floor", "2.14.1")  # "floor": the version in pyproject's torch>=X
 TORCH_MINORS = tuple(f"2.{m}.0" for m in range(4, 15))
-CELL_TIMEOUT_S = 3600
+CELL_TIMEOUT_S = 2400
 
 
 def log(msg: str) -> None:
@@ -108,14 +113,31 @@ def find_python(version: str) -> str | None:
     return None
 
 
-def run(cmd: list[str], logfile: Path, **kw) -> subprocess.CompletedProcess:
+def run(cmd: list[str], logfile: Path, *, timeout: float | None = None,
+        **kw) -> subprocess.CompletedProcess:
+    """Run ``cmd`` with its output streamed into ``logfile`` (and returned).
+
+    It runs in its own session; whatever it leaves behind (a hung DDP rank whose test
+    timed out, say) is killed with it.
+    """
+    start = logfile.stat().st_size if logfile.exists() else 0
     with logfile.open("a") as fh:
         fh.write(f"\n$ {' '.join(map(str, cmd))}\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              **kw)
-        fh.write(proc.stdout)
-    return proc
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True, **kw)
+        try:
+            proc.wait(timeout=timeout)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    with logfile.open() as fh:
+        fh.seek(start)
+        output = fh.read()
+    return subprocess.CompletedProcess(cmd, proc.returncode, output)
 
 
 def build_lcam_wheel() -> Path:
@@ -227,13 +249,15 @@ def run_cell(python: str, torch_version: str, lcam_wheel: Path, *, keep: bool,
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         env.pop("PYTHONPATH", None)
         proc = run([vpy, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+                    f"--timeout={TEST_TIMEOUT_S}",
                     *[os.path.relpath(t, ROOT) for t in tests]], logfile, cwd=ROOT, env=env,
                    timeout=CELL_TIMEOUT_S)
         t_tests = time.perf_counter() - t1
         row.update(setup_s=round(t_setup, 1), tests_s=round(t_tests, 1),
                    test_files=[os.path.relpath(t, ROOT) for t in tests])
         if not junit.exists():
-            row.update(status="test error", note=f"pytest exited {proc.returncode} without a report")
+            row.update(status="test error",
+                       note=f"pytest exited {proc.returncode} without a report")
             return row
         counts = _junit_counts(junit)
         failed, skipped = _junit_problems(junit)

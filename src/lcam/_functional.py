@@ -36,12 +36,24 @@ Implementations and why they exist:
     One tensor at a time with the same tensor momentum; bit for bit
     ``SGD(foreach=False)``. Used for sparse-free fallbacks and readability.
 
+``torch._fused_sgd_`` is private: a torch release may drop it, change its arguments or
+their meaning (``found_inf``, ``is_first_step``). So before the fused path first runs on
+a (device, dtype), a one-time probe (:func:`fused_kernel_status`) runs it and the foreach
+path on a few tiny tensors whose every intermediate value is exact in every floating
+dtype, through each way the fused path calls it (two masked sides, a zero side, one
+momentum, none; weight decay, dampening, Nesterov, maximize, a tensor lr), and compares
+the results bit for bit. If the kernel is missing, raises, or computes anything else,
+that (device, dtype) uses the foreach path from then on -- bit for bit
+``LCAM(foreach=True)`` -- and one ``RuntimeWarning`` says so. The verdict is cached per
+process: afterwards the fused path costs one dictionary lookup per step and device/dtype.
+
 No function here reads a tensor value on the host, except a tensor ``lr`` on the
 for-loop/foreach paths, where torch's SGD does the same.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,7 +61,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["GroupHyperparameters", "lcam_update", "IMPLEMENTATIONS"]
+__all__ = ["GroupHyperparameters", "lcam_update", "IMPLEMENTATIONS", "fused_kernel_status"]
 
 IMPLEMENTATIONS = ("fused", "foreach", "forloop")
 
@@ -153,6 +165,107 @@ def _fused_call(
     )
 
 
+# ------------------------------------------------------------- fused-kernel probe
+# (device, dtype) -> "" when torch._fused_sgd_ passed the probe there, else why not.
+_FUSED_PROBES: dict[tuple[torch.device, torch.dtype], str] = {}
+
+# The probe's cases: every way _fused_update_group calls the kernel. Every step starts
+# from the same parameters and buffers, and the values are dyadic with few significant
+# bits, so each intermediate is exact even in bfloat16: any correct kernel agrees with
+# the foreach path bit for bit.
+_PROBE_CASES = (
+    # two masked sides (found_inf), weight decay, dampening, maximize
+    dict(lr=0.5, momentum_above=0.5, momentum_below=0.25, weight_decay=0.5,
+         dampening=0.5, nesterov=False, maximize=True),
+    # Nesterov, a tensor lr (the kernel's tensor_lr overload)
+    dict(lr="tensor", momentum_above=0.5, momentum_below=0.25, weight_decay=0.0,
+         dampening=0.0, nesterov=True, maximize=False),
+    # a zero side: the kernel's first step as plain SGD
+    dict(lr=0.5, momentum_above=0.0, momentum_below=0.5, weight_decay=0.5,
+         dampening=0.5, nesterov=False, maximize=False),
+    # one momentum (no mask), Nesterov
+    dict(lr=0.5, momentum_above=0.5, momentum_below=0.5, weight_decay=0.0,
+         dampening=0.0, nesterov=True, maximize=False),
+    # no momentum at all (no buffers)
+    dict(lr=0.5, momentum_above=0.0, momentum_below=0.0, weight_decay=0.5,
+         dampening=0.0, nesterov=False, maximize=True),
+)
+_PROBE_PARAMS = ((1.0, -0.5, 0.5, 0.0), (0.25, -1.0), (-1.0, 0.5, 1.0))
+_PROBE_GRADS = ((0.5, 0.25, -1.0, 0.125), (-0.5, 1.0), (0.25, -0.25, 0.5))
+_PROBE_BUFS = ((0.5, -1.0, 0.25, 1.0), (1.0, 0.5), (-0.5, 0.25, 1.0))
+_PROBE_SIDES = (True, False, True)  # use_above per step; the third tensor joins at step 2
+
+
+def _probe_run(fused: bool, device: torch.device, dtype: torch.dtype,
+               case: dict) -> list[Tensor]:
+    """Three steps of one path on tiny tensors; the parameters and buffers after each."""
+    lr: float | Tensor = case["lr"]
+    if lr == "tensor":
+        lr = torch.tensor(0.25, device=device)
+    hp = GroupHyperparameters(**{**case, "lr": lr})
+
+    def make(values: tuple[tuple[float, ...], ...]) -> list[Tensor]:
+        return [torch.tensor(v, dtype=dtype, device=device) for v in values]
+
+    params, grads, start = make(_PROBE_PARAMS), make(_PROBE_GRADS), make(_PROBE_PARAMS)
+    buf_start = make(_PROBE_BUFS)
+    bufs: list[Tensor | None] = [None] * len(params)
+    seen: list[Tensor] = []
+    for step, side in enumerate(_PROBE_SIDES):
+        n = len(params) if step else len(params) - 1
+        use_above = torch.tensor(side, device=device)
+        sub_bufs = bufs[:n]
+        if fused:
+            _fused_update_group(params[:n], grads[:n], sub_bufs, list(range(n)), device,
+                                use_above, hp)
+        else:
+            _foreach_update(params[:n], grads[:n], sub_bufs, use_above, hp)
+        bufs[:n] = sub_bufs
+        seen += [t.clone() for t in params + bufs if t is not None]
+        for p, p0 in zip(params, start, strict=True):
+            p.copy_(p0)
+        for b, b0 in zip(bufs, buf_start, strict=True):
+            if b is not None:
+                b.copy_(b0)
+    return seen
+
+
+def fused_kernel_status(device: torch.device, dtype: torch.dtype) -> str:
+    """Probe ``torch._fused_sgd_`` on ``device``/``dtype`` once; "" when it is usable.
+
+    Otherwise returns why not, after one ``RuntimeWarning``; the verdict is cached, so
+    later calls (and steps) cost a dictionary lookup.
+    """
+    key = (torch.device(device), dtype)
+    if key in _FUSED_PROBES:
+        return _FUSED_PROBES[key]
+    failure = ""
+    try:
+        with torch.no_grad():
+            for case in _PROBE_CASES:
+                expected = _probe_run(False, key[0], dtype, case)
+                got = _probe_run(True, key[0], dtype, case)
+                if len(got) != len(expected) or not all(
+                    g.dtype == e.dtype and torch.equal(g, e)
+                    for g, e in zip(got, expected, strict=True)
+                ):
+                    failure = f"it computed something else than the foreach path ({case})"
+                    break
+    except Exception as exc:  # missing, another signature, unsupported device/dtype
+        message = str(exc).strip().splitlines()
+        failure = f"{type(exc).__name__}: {message[0][:200] if message else ''}".rstrip(": ")
+    _FUSED_PROBES[key] = failure
+    if failure:
+        warnings.warn(
+            f"lcam: torch {torch.__version__}'s torch._fused_sgd_ failed LCAM's probe on "
+            f"{key[0]} / {dtype} ({failure}); LCAM uses its foreach implementation there "
+            "instead (bit for bit LCAM(foreach=True), somewhat slower)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return failure
+
+
 def _fused_update(
     params: list[Tensor],
     grads: list[Tensor],
@@ -160,37 +273,60 @@ def _fused_update(
     use_above: Tensor,
     hp: GroupHyperparameters,
 ) -> None:
-    for (device, _dtype), idx in _group_by_device_and_dtype(params).items():
-        dev_params = [params[i] for i in idx]
-        dev_grads = [grads[i] for i in idx]
-        if not hp.uses_momentum:
-            _fused_call(
-                dev_params, dev_grads, [], hp,
-                momentum=0.0, nesterov=False, first_step=False, skip=None,
-            )
+    for (device, dtype), idx in _group_by_device_and_dtype(params).items():
+        failure = _FUSED_PROBES.get((device, dtype))
+        if failure is None:  # first use on this device and dtype
+            failure = fused_kernel_status(device, dtype)
+        if failure:  # the kernel failed its probe here: the foreach path, bit for bit
+            sub_bufs = [bufs[i] for i in idx]
+            _foreach_update([params[i] for i in idx], [grads[i] for i in idx], sub_bufs,
+                            use_above, hp)
+            for i, buf in zip(idx, sub_bufs, strict=True):
+                bufs[i] = buf
             continue
-        # The kernel's "first step" (buffer := gradient) is all-or-nothing per call:
-        # split tensors that already have a buffer from those that do not.
-        for first_step in (False, True):
-            sub = [i for i in idx if (bufs[i] is None) == first_step]
-            if not sub:
-                continue
-            if first_step:
-                for i in sub:
-                    bufs[i] = torch.empty_like(grads[i], memory_format=torch.preserve_format)
-            sub_params = [params[i] for i in sub]
-            sub_grads = [grads[i] for i in sub]
-            sub_bufs: list[Tensor] = [bufs[i] for i in sub]  # type: ignore[misc]
-            if hp.single_momentum:
-                _fused_side(sub_params, sub_grads, sub_bufs, hp, hp.momentum_above,
-                            hp.momentum_below, first_step, skip=None)
-                continue
-            # found_inf == 1 makes the kernel return untouched: one mask per side.
-            chose_above = use_above.to(device=device, dtype=torch.float32)
+        _fused_update_group(params, grads, bufs, idx, device, use_above, hp)
+
+
+def _fused_update_group(
+    params: list[Tensor],
+    grads: list[Tensor],
+    bufs: list[Tensor | None],
+    idx: list[int],
+    device: torch.device,
+    use_above: Tensor,
+    hp: GroupHyperparameters,
+) -> None:
+    """The fused update of the tensors ``idx`` (one device and dtype), no probe."""
+    dev_params = [params[i] for i in idx]
+    dev_grads = [grads[i] for i in idx]
+    if not hp.uses_momentum:
+        _fused_call(
+            dev_params, dev_grads, [], hp,
+            momentum=0.0, nesterov=False, first_step=False, skip=None,
+        )
+        return
+    # The kernel's "first step" (buffer := gradient) is all-or-nothing per call:
+    # split tensors that already have a buffer from those that do not.
+    for first_step in (False, True):
+        sub = [i for i in idx if (bufs[i] is None) == first_step]
+        if not sub:
+            continue
+        if first_step:
+            for i in sub:
+                bufs[i] = torch.empty_like(grads[i], memory_format=torch.preserve_format)
+        sub_params = [params[i] for i in sub]
+        sub_grads = [grads[i] for i in sub]
+        sub_bufs: list[Tensor] = [bufs[i] for i in sub]  # type: ignore[misc]
+        if hp.single_momentum:
             _fused_side(sub_params, sub_grads, sub_bufs, hp, hp.momentum_above,
-                        hp.momentum_below, first_step, skip=1.0 - chose_above)
-            _fused_side(sub_params, sub_grads, sub_bufs, hp, hp.momentum_below,
-                        hp.momentum_above, first_step, skip=chose_above)
+                        hp.momentum_below, first_step, skip=None)
+            continue
+        # found_inf == 1 makes the kernel return untouched: one mask per side.
+        chose_above = use_above.to(device=device, dtype=torch.float32)
+        _fused_side(sub_params, sub_grads, sub_bufs, hp, hp.momentum_above,
+                    hp.momentum_below, first_step, skip=1.0 - chose_above)
+        _fused_side(sub_params, sub_grads, sub_bufs, hp, hp.momentum_below,
+                    hp.momentum_above, first_step, skip=chose_above)
 
 
 def _fused_side(
