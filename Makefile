@@ -42,3 +42,10 @@ bench: $(STAMP)
 
 bench-jax: $(JAX_STAMP)
 	$(BIN)/python lcam-jax/benchmarks/jax_update_overhead.py
+
+# The tested support matrix (heavy: multi-GB torch builds; not part of `make test`): the
+# optimizer's tests in a fresh venv per Python x torch cell (scripts/compat_matrix.py);
+# writes docs/compat/matrix.json and the table in docs/COMPAT.md.
+.PHONY: compat
+compat:
+	$(PYTHON) scripts/compat_matrix.py
