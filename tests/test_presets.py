@@ -31,8 +31,10 @@ def _groups(name: str) -> dict[str, tuple[str, float | None, float | None, float
 
 
 def test_registry_holds_every_preset_of_the_issue() -> None:
-    assert set(preset_names()) == {"digits", "table1", *PAPER_PRESETS,
-                                   "mnist1d", "mnist1d-large", "evidence"}
+    assert set(preset_names()) == {
+        "digits", "table1", *PAPER_PRESETS, "mnist1d", "mnist1d-large", "evidence",
+        "mnist1d-large-wide", "mnist1d-100", "mnist1d-100-coarse", "mnist1d-large-wide-lrx0.5",
+        "mnist1d-large-wide-lrx2", "evidence-sparsity", "evidence-schedule"}
 
 
 @pytest.mark.parametrize("name", ["fig3-cifar10", "fig4-cifar100"])

@@ -89,6 +89,13 @@ class GroupSpec:
         matched_to: for a control group, the LCAM groups it is matched to (every
             group whose matched momentum is this one: a pair and its swap share one
             control when the matching fraction is 0.5).
+        schedule_fraction: ``1.0`` (the preset's schedule), or the fraction of it that
+            the group trains for: a shortened group (:meth:`shortened`, named
+            ``m0.9-half`` for 0.5) runs ``round(epochs * f)`` epochs with the
+            schedule's epoch indices (``milestones``, ``cdlr_start_epoch``) scaled by
+            the same ``f`` (:meth:`RunSettings.shortened`), so its lr drops at the same
+            fractions of its training. ``config.json`` lists the field only when it is
+            not 1.
     """
 
     name: str
@@ -98,8 +105,14 @@ class GroupSpec:
     momentum_below: float | None = None
     role: Role = "paper"
     matched_to: tuple[str, ...] | None = None
+    schedule_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.schedule_fraction <= 1.0:
+            raise ConfigError(f"group {self.name!r}: schedule_fraction {self.schedule_fraction} "
+                              "is not in (0, 1]")
+        if self.schedule_fraction != 1.0 and self.role == "control":
+            raise ConfigError(f"group {self.name!r}: a control group runs the full schedule")
         if isinstance(self.matched_to, str):
             raise ConfigError(f"group {self.name!r}: matched_to is a tuple of group names")
         if self.matched_to is not None:
@@ -164,6 +177,16 @@ class GroupSpec:
         return cls(name=f"control-m{format_momentum(momentum)}", optimizer="sgd",
                    momentum=float(momentum), role="control", matched_to=(group.name,))
 
+    @classmethod
+    def shortened(cls, group: GroupSpec, fraction: float) -> GroupSpec:
+        """``group`` trained for ``fraction`` of the schedule: ``<name>-half`` for 0.5,
+        else ``<name>-f<fraction>``."""
+        if group.schedule_fraction != 1.0:
+            raise ConfigError(f"group {group.name!r} is already shortened")
+        suffix = "half" if fraction == 0.5 else f"f{format_momentum(fraction)}"
+        return dataclasses.replace(group, name=f"{group.name}-{suffix}",
+                                   schedule_fraction=float(fraction))
+
     def merged_with(self, other: GroupSpec) -> GroupSpec:
         """This control, also matched to ``other``'s LCAM groups (same name and momentum)."""
         if self.role != "control" or other.role != "control" or (
@@ -181,6 +204,8 @@ class GroupSpec:
         """The ``group`` object of ``config.json`` (``matched_to`` as a list)."""
         out = dataclasses.asdict(self)
         out["matched_to"] = list(self.matched_to) if self.matched_to is not None else None
+        if self.schedule_fraction == 1.0:  # full-length groups keep their old config.json
+            del out["schedule_fraction"]
         return out
 
 
@@ -297,6 +322,20 @@ class RunSettings:
         # Plain dict copies keep the settings independent of the caller's mappings.
         object.__setattr__(self, "data_options", dict(self.data_options))
         object.__setattr__(self, "model_options", dict(self.model_options))
+
+    def shortened(self, fraction: float) -> RunSettings:
+        """These settings for a run of ``fraction`` of the schedule: ``round(epochs * f)``
+        epochs (at least 1), every milestone and ``cdlr_start_epoch`` scaled by ``f``
+        and rounded (milestones that coincide after rounding merge; none below 1)."""
+        if fraction == 1.0:
+            return self
+        if not 0.0 < fraction < 1.0:
+            raise ConfigError(f"invalid schedule fraction {fraction} (must be in (0, 1])")
+        milestones = tuple(sorted({max(1, round(m * fraction)) for m in self.milestones}))
+        return dataclasses.replace(
+            self, epochs=max(1, round(self.epochs * fraction)), milestones=milestones,
+            cdlr_start_epoch=round(self.cdlr_start_epoch * fraction),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Every setting as JSON-compatible values (tuples become lists)."""
