@@ -42,6 +42,8 @@ exit status:
      elsewhere were skipped, none failed
   4  a file could not be written (no space, read-only, I/O error); the files
      written before are intact
+  75 stopped by SIGTERM, SIGINT or SIGUSR1 with a checkpoint of where it was
+     (sweep: of every running run); rerun with --resume (the same sweep)
 """
 
 # Flags that override one preset setting each: (flag, setting name, help).
@@ -190,7 +192,7 @@ def _dispatch(args: argparse.Namespace, arguments: list[str]) -> int:
     if args.command == "train" and args.nproc not in (None, 1):
         return commands.launch_train(args.nproc, arguments[1:], preset_name=args.preset,
                                      group=args.group, seed=args.seed,
-                                     overrides=_overrides(args))
+                                     overrides=_overrides(args), out=args.out)
     if args.command == "train":
         return commands.train(args.preset, group=args.group, seed=args.seed, out=args.out,
                               overrides=_overrides(args), resume=args.resume,

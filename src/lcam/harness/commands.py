@@ -122,21 +122,29 @@ def train(
         print(f"{outcome.run_dir}: finished {result.epochs} epochs, final test error "
               f"{result.final_test_error:.2f}% (best {result.best_test_error:.2f}% at epoch "
               f"{result.best_epoch})")
+    if outcome.stopped is not None:  # run_training has said where (rank 0)
+        from lcam.harness.stopping import STOPPED_EXIT_STATUS
+
+        return STOPPED_EXIT_STATUS
     return 0
 
 
 def launch_train(
     nproc: int, arguments: Sequence[str], *, preset_name: str, group: str, seed: int,
-    overrides: Mapping[str, str],
+    overrides: Mapping[str, str], out: Path | None = None,
 ) -> int:
-    """``lcam train ... --nproc N``: check the run, then become ``torchrun`` on N processes.
+    """``lcam train ... --nproc N``: check the run, then run it under ``torchrun`` on N
+    processes; the exit status is the run's.
 
     ``arguments`` are the ``train`` command's arguments; they are passed on without
-    ``--nproc``. Never returns (the process is replaced) unless the run is refused.
+    ``--nproc``. Stop signals are forwarded (:func:`~lcam.harness.distributed.launch_torchrun`);
+    with ``out``, a run stopped by one exits with
+    :data:`~lcam.harness.stopping.STOPPED_EXIT_STATUS`.
     """
     from lcam.harness.components import validate_names
     from lcam.harness.config import ConfigError
     from lcam.harness.distributed import launch_torchrun, launched_by_torchrun, without_nproc
+    from lcam.harness.rundir import run_directory
 
     if nproc < 1:
         raise ConfigError(f"invalid --nproc: {nproc} (must be >= 1)")
@@ -147,7 +155,8 @@ def launch_train(
     if config.settings.batch_size % nproc:
         raise ConfigError(f"batch_size {config.settings.batch_size} is the global batch and "
                           f"must be divisible by --nproc {nproc}")
-    launch_torchrun(nproc, without_nproc(arguments))
+    checkpoint = None if out is None else run_directory(out, config).checkpoint
+    return launch_torchrun(nproc, without_nproc(arguments), checkpoint)
 
 
 def sweep(

@@ -28,11 +28,14 @@ all-reduced sums, and only rank 0 writes the run directory.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -118,6 +121,8 @@ class TorchDistributed:
     local_rank: int
     device: torch.device
     backend: str
+    # The group of :meth:`any_rank`'s CPU flags: gloo beside NCCL (None: the default group).
+    flag_group: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_environment(
@@ -140,7 +145,8 @@ class TorchDistributed:
             dist.init_process_group(backend, init_method="env://", device_id=device)
         else:
             dist.init_process_group(backend, init_method="env://")
-        return cls(rank, world_size, local_rank, device, backend)
+        flag_group = dist.new_group(backend="gloo") if backend != "gloo" else None
+        return cls(rank, world_size, local_rank, device, backend, flag_group)
 
     def place(self, config: RunConfig) -> RunConfig:
         """``config`` with this rank's device (``device`` is a runtime setting)."""
@@ -156,6 +162,13 @@ class TorchDistributed:
         total = tensor.detach().to(self.device, copy=True)
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total.to(tensor.device)
+
+    def any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` is set on any rank: one all-reduce of a CPU integer (over a
+        gloo group beside NCCL), so the training device is not synchronised."""
+        total = torch.tensor([int(flag)], dtype=torch.int64)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=self.flag_group)
+        return bool(total.item() > 0)
 
     def synchronize_buffers(self, module: nn.Module) -> None:
         """Copy rank 0's buffers (e.g. BatchNorm running statistics) into every rank.
@@ -207,19 +220,88 @@ def without_nproc(arguments: Sequence[str]) -> list[str]:
     return out
 
 
+TORCHRUN_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
+"""The signals torchrun forwards to the ranks: its defaults and SIGUSR1 (Slurm's
+``--signal``), which would otherwise end torchrun and leave the ranks running."""
+
+
 def torchrun_command(nproc: int, train_arguments: Sequence[str]) -> list[str]:
     """``python -m torch.distributed.run --standalone --nproc_per_node N -m lcam train ...``.
 
     ``--standalone`` runs the rendezvous on this node on a free port, so several
-    launches on one machine (a sweep, a shared node) never collide.
+    launches on one machine (a sweep, a shared node) never collide;
+    ``--signals_to_handle`` makes torchrun forward :data:`TORCHRUN_SIGNALS` to the ranks.
     """
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc}", "-m", "lcam", "train", *train_arguments]
+            f"--nproc_per_node={nproc}", f"--signals_to_handle={TORCHRUN_SIGNALS}",
+            "-m", "lcam", "train", *train_arguments]
 
 
-def launch_torchrun(nproc: int, train_arguments: Sequence[str]) -> NoReturn:
-    """Replace this process with :func:`torchrun_command` (signals reach torchrun)."""
+def launch_torchrun(
+    nproc: int, train_arguments: Sequence[str], checkpoint: Path | None = None
+) -> int:
+    """Run :func:`torchrun_command` and return the run's exit status.
+
+    torchrun runs in a session of its own, so a terminal's Ctrl-C reaches it once,
+    through this process: the first stop signal (:mod:`lcam.harness.stopping`) is
+    forwarded to torchrun, which forwards it to the ranks; they stop after the same
+    step and rank 0 writes a mid-epoch ``checkpoint``. When torchrun fails and
+    ``checkpoint`` is such a stop checkpoint written since the launch (the signal may
+    also have reached a rank alone, whose early exit torchrun takes for a failure), the
+    exit status is :data:`~lcam.harness.stopping.STOPPED_EXIT_STATUS`. A second
+    signal (:data:`~lcam.harness.stopping.FORCE_AFTER_SECONDS` later) kills torchrun
+    and the ranks (SIGKILL) and returns ``128 + signal``.
+    """
+    from lcam.harness.stopping import (
+        STOPPED_EXIT_STATUS,
+        descendants,
+        forced_exit_status,
+        handle_stop_signals,
+        signal_name,
+    )
+
     command = torchrun_command(nproc, train_arguments)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(command[0], command)
+    launched_at = time.time()
+    process = subprocess.Popen(command, start_new_session=True)
+    signalled: list[tuple[int, float]] = []
+    forced: list[int] = []
+
+    def forward(signum: int) -> None:
+        signalled.append((signum, time.time()))
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    def force(signum: int) -> None:
+        forced.append(signum)
+        for pid in [*reversed(descendants(process.pid)), process.pid]:
+            try:
+                os.kill(pid, 9)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    with handle_stop_signals(on_first=forward, on_force=force):
+        code = process.wait()
+    if forced:
+        return forced_exit_status(forced[0])
+    if code == 0:
+        return 0
+    if checkpoint is not None and _is_stop_checkpoint(checkpoint, since=launched_at):
+        by = signal_name(signalled[0][0]) if signalled else "a signal to one of its ranks"
+        print(f"lcam train: stopped by {by}; {checkpoint} written, continue with --resume",
+              file=sys.stderr, flush=True)
+        return STOPPED_EXIT_STATUS
+    return code if code >= 0 else forced_exit_status(-code)
+
+
+def _is_stop_checkpoint(path: Path, *, since: float) -> bool:
+    """Whether ``path`` was written at ``since`` or later by a run a signal stopped
+    (it holds the ``mid_epoch`` position); memory-mapped, the tensors are not read."""
+    try:
+        if path.stat().st_mtime < since:
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return False
+    return isinstance(state, dict) and state.get("mid_epoch") is not None

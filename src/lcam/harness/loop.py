@@ -89,6 +89,7 @@ from lcam.harness.rundir import (
 )
 from lcam.harness.runlock import RunLock
 from lcam.harness.schedules import LrSchedule, build_schedule
+from lcam.harness.stopping import handle_stop_signals, signal_name, stop_requested
 from lcam.harness.writes import writing
 
 __all__ = [
@@ -97,6 +98,7 @@ __all__ = [
     "DistributedContext",
     "RunOutcome",
     "SingleProcess",
+    "StopPoint",
     "build_optimizer",
     "run_training",
     "seed_everything",
@@ -157,13 +159,32 @@ SINGLE_PROCESS = SingleProcess()
 
 
 @dataclass(frozen=True)
+class StopPoint:
+    """Where a run stopped on a signal: after ``step`` of the ``steps`` steps of epoch
+    ``epoch`` (0-based), with a checkpoint of that position in ``checkpoint``."""
+
+    signal: str
+    epoch: int
+    step: int
+    steps: int
+    checkpoint: Path
+
+    def describe(self) -> str:
+        return (f"stopped by {self.signal} after step {self.step}/{self.steps} of epoch "
+                f"{self.epoch + 1}; checkpoint {self.checkpoint} written, continue with "
+                "--resume")
+
+
+@dataclass(frozen=True)
 class RunOutcome:
-    """What :func:`run_training` did: ``start`` says whether it ran, resumed or skipped."""
+    """What :func:`run_training` did: ``start`` says whether it ran, resumed or skipped;
+    ``stopped`` says where a signal stopped it (then ``result`` is ``None``)."""
 
     run_dir: Path
     start: Start
     epochs_run: int
     result: RunResult | None
+    stopped: StopPoint | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -250,21 +271,30 @@ class _Trainer:
         self.seconds = 0.0
         # False for the first checkpoint after resuming from the previous one.
         self.keep_previous_checkpoint = True
+        # The epoch in progress when a run stopped mid-epoch, from its checkpoint.
+        self.partial: _PartialEpoch | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.settings.amp == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def train_epoch(self, batches: Iterator[tuple[Tensor, Tensor]]) -> tuple[_Totals, float]:
-        """One pass over the training batches; returns the sums and the last lr used."""
+    def train_epoch(
+        self, batches: Iterator[tuple[Tensor, Tensor]], partial: _PartialEpoch
+    ) -> bool:
+        """Train over ``batches`` from step ``partial.totals.steps``, adding to ``partial``.
+
+        Before every step the ranks agree whether to stop (:meth:`stop_agreed`); returns
+        ``True`` if they did, with ``partial`` holding the steps taken so far.
+        """
         model, optimizer, schedule = self.train_model, self.optimizer, self.schedule
         group = optimizer.param_groups[0]
-        totals = _Totals.zeros(self.device)
-        lr_used = float(group["lr"])
+        totals = partial.totals
         weights = self.loss_weights
         model.train()
-        for index, (inputs, targets) in enumerate(batches):
+        for index, (inputs, targets) in enumerate(batches, start=totals.steps):
+            if self.stop_agreed():
+                return True
             with self.autocast():
                 logits = model(inputs)
                 loss = F.cross_entropy(logits, targets)
@@ -272,7 +302,7 @@ class _Trainer:
                     loss = loss * weights[index]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            lr_used = float(group["lr"])
+            partial.lr_used = float(group["lr"])
             if self.lcam is not None:
                 self.lcam.step(loss=loss.detach())
             else:
@@ -282,8 +312,23 @@ class _Trainer:
             totals.correct += (logits.detach().argmax(dim=1) == targets).sum()
             totals.samples += len(targets)
             totals.steps += 1
-        self.iteration += totals.steps
-        return totals, lr_used
+            self.iteration += 1
+        return False
+
+    def stop_agreed(self) -> bool:
+        """Whether a stop signal reached this process or, distributed, any rank.
+
+        Every rank asks at every step (one all-reduce of a flag, on the CPU where the
+        context offers ``any_rank``), so all ranks stop after the same step.
+        """
+        local = stop_requested() is not None
+        distributed = self.distributed
+        if distributed.world_size == 1:
+            return local
+        any_rank = getattr(distributed, "any_rank", None)
+        if any_rank is not None:
+            return bool(any_rank(local))
+        return bool(distributed.all_reduce_sum(torch.tensor(int(local))) > 0)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -328,7 +373,11 @@ class _Trainer:
         self.lcam.end_epoch()
         return statistics.fraction_above, statistics.loss_average
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, partial: _PartialEpoch | None = None) -> dict[str, Any]:
+        """The checkpoint; with ``partial``, of a position inside epoch ``self.epoch``
+        (then a collective: every rank calls it)."""
+        step = 0 if partial is None else partial.totals.steps
+        mid_epoch = None if partial is None else partial.state_dict(self.distributed)
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -337,8 +386,10 @@ class _Trainer:
             "epoch": self.epoch,
             "iteration": self.iteration,
             "seconds": self.seconds,
-            "data_order": {"seed": self.config.seed, "next_epoch": self.epoch},
+            "data_order": {"seed": self.config.seed, "next_epoch": self.epoch,
+                           "next_step": step},
             "config": self.config.experiment_json(),
+            "mid_epoch": mid_epoch,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -350,6 +401,63 @@ class _Trainer:
         self.epoch = int(state["epoch"])
         self.iteration = int(state["iteration"])
         self.seconds = float(state["seconds"])
+        mid_epoch = state.get("mid_epoch")
+        self.partial = None if mid_epoch is None else _PartialEpoch.from_state_dict(
+            mid_epoch, self.device, self.distributed)
+
+
+@dataclass
+class _PartialEpoch:
+    """The epoch in progress: its sums so far, the last lr used and seconds spent.
+
+    In a checkpoint the sums are kept per rank (vectors indexed by rank, gathered by
+    :meth:`state_dict`), so that each rank resumes its own sums and the epoch's
+    all-reduced metrics come out bit for bit as without the stop.
+    """
+
+    totals: _Totals
+    lr_used: float
+    train_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @classmethod
+    def start(cls, trainer: _Trainer) -> _PartialEpoch:
+        return cls(_Totals.zeros(trainer.device), float(trainer.optimizer.param_groups[0]["lr"]))
+
+    def state_dict(self, distributed: DistributedContext) -> dict[str, Any]:
+        """The checkpoint's ``mid_epoch`` entry; a collective: every rank calls it."""
+        totals = self.totals
+        rank, world_size = distributed.rank, distributed.world_size
+
+        def gather(value: Tensor) -> Tensor:  # exact: every other rank adds zeros
+            vector = torch.zeros(world_size, dtype=value.dtype, device=value.device)
+            vector[rank] = value
+            return distributed.all_reduce_sum(vector).detach().cpu().clone()
+
+        return {"step": totals.steps, "lr_used": self.lr_used,
+                "train_loss_sum": gather(totals.loss), "train_correct": gather(totals.correct),
+                "samples": gather(torch.tensor(totals.samples, dtype=torch.int64)),
+                "train_seconds": self.train_seconds, "seconds": self.seconds}
+
+    @classmethod
+    def from_state_dict(
+        cls, state: dict[str, Any], device: torch.device, distributed: DistributedContext
+    ) -> _PartialEpoch:
+        """This rank's part of ``state``; resumed on another number of ranks, rank 0
+        takes the sums of all and the others start from zero (the metrics then differ
+        in the last bits, as the training itself does)."""
+        rank, world_size = distributed.rank, distributed.world_size
+
+        def mine(vector: Tensor) -> Tensor:
+            vector = vector.reshape(-1)
+            if len(vector) == world_size:
+                return vector[rank].to(device)
+            return (vector.sum() if rank == 0 else torch.zeros_like(vector[0])).to(device)
+
+        totals = _Totals(mine(state["train_loss_sum"]), mine(state["train_correct"]),
+                         int(mine(state["samples"])), int(state["step"]))
+        return cls(totals, float(state["lr_used"]), float(state["train_seconds"]),
+                   float(state["seconds"]))
 
 
 _CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "rng", "epoch", "iteration", "seconds",
@@ -505,7 +613,8 @@ def run_training(
     try:
         if lock.unlocked:
             write(f"{run_dir.path}: warning: {lock.unlocked}")
-        return _run_held(config, run_dir, start, progress, distributed, write)
+        with handle_stop_signals():  # SIGTERM, SIGINT, SIGUSR1: stop after a step
+            return _run_held(config, run_dir, start, progress, distributed, write)
     finally:
         lock.release()
 
@@ -552,11 +661,19 @@ def _run_held(
             with writing(run_dir.metrics):
                 run_dir.metrics.write_text("", encoding="utf-8")
     board = TensorBoardLog(run_dir.tensorboard) if settings.tensorboard and is_main else None
-    if start == "resume":
+    if start == "resume" and trainer.partial is not None:
+        write(f"{run_dir.path}: resuming after step {trainer.partial.totals.steps}/"
+              f"{len(trainer.train_loader)} of epoch {trainer.epoch + 1} (stopped there by a "
+              "signal)")
+    elif start == "resume":
         write(f"{run_dir.path}: resuming after epoch {trainer.epoch - 1}")
-    epochs_run = _train_epochs(trainer, run_dir, metrics, board, progress and is_main, write)
+    epochs_run, stopped = _train_epochs(trainer, run_dir, metrics, board, progress and is_main,
+                                        write)
     if board is not None:
         board.close()
+    if stopped is not None:
+        write(f"{run_dir.path}: {stopped.describe()}")
+        return RunOutcome(run_dir.path, start, epochs_run, None, stopped)
 
     if not is_main:  # only rank 0 holds the files
         return RunOutcome(run_dir.path, start, epochs_run, None)
@@ -645,8 +762,13 @@ def _train_epochs(
     board: TensorBoardLog | None,
     progress: bool,
     write: Callable[[str], None],
-) -> int:
-    """Train from ``trainer.epoch`` to the last epoch; returns the number of epochs run."""
+) -> tuple[int, StopPoint | None]:
+    """Train from ``trainer.epoch`` (and ``trainer.partial``'s step) to the last epoch.
+
+    Returns the number of epochs finished here and, when a stop signal ended the
+    training early (:meth:`_Trainer.stop_agreed`), where: a checkpoint of that position
+    is then written (rank 0) and every rank has reached it.
+    """
     settings, config = trainer.settings, trainer.config
     label = f"{config.preset}/{config.group.name}/seed{config.seed}"
     epochs_run = 0
@@ -656,18 +778,26 @@ def _train_epochs(
         while trainer.epoch < settings.epochs:
             epoch = trainer.epoch
             started = time.perf_counter()
-            batches = bars.wrap_batches(trainer.train_loader.epoch(epoch))
-            totals, lr_used = trainer.train_epoch(batches)
+            partial, trainer.partial = trainer.partial or _PartialEpoch.start(trainer), None
+            batches = bars.wrap_batches(
+                trainer.train_loader.epoch(epoch, start=partial.totals.steps),
+                done=partial.totals.steps)
+            if trainer.train_epoch(batches, partial):
+                elapsed = time.perf_counter() - started
+                partial.train_seconds += elapsed
+                partial.seconds += elapsed
+                return epochs_run, _stop(trainer, run_dir, partial)
+            totals, lr_used = partial.totals, partial.lr_used
             reduce = trainer.distributed.all_reduce_sum
             train_loss = float(reduce(totals.loss)) / trainer.distributed.world_size / max(
                 totals.steps, 1)
             train_correct = int(reduce(totals.correct))
-            train_seconds = time.perf_counter() - started
+            train_seconds = partial.train_seconds + time.perf_counter() - started
             trainer.distributed.synchronize_buffers(trainer.model)
             test_loss, test_error = trainer.evaluate()
             fraction_above, loss_average = trainer.finish_epoch_statistics()
             trainer.schedule.after_epoch()
-            seconds = time.perf_counter() - started
+            seconds = partial.seconds + time.perf_counter() - started
             line = EpochMetrics(
                 epoch=epoch, lr=lr_used, weight_decay=settings.weight_decay,
                 train_loss=train_loss,
@@ -695,7 +825,22 @@ def _train_epochs(
                 write(message)
     finally:
         bars.close()
-    return epochs_run
+    return epochs_run, None
+
+
+def _stop(trainer: _Trainer, run_dir: RunDirectory, partial: _PartialEpoch) -> StopPoint:
+    """Checkpoint the position ``partial`` of epoch ``trainer.epoch`` (rank 0) and wait
+    until every rank is there. The checkpoint is written even at an epoch boundary, so
+    its time says the run stopped (``lcam train --nproc`` reads it)."""
+    state = trainer.state_dict(partial)  # every rank: the epoch's sums are gathered
+    if trainer.distributed.rank == 0:
+        save_checkpoint(run_dir.checkpoint, state, keep_previous=trainer.keep_previous_checkpoint)
+        trainer.keep_previous_checkpoint = True
+    trainer.distributed.barrier()
+    requested = stop_requested()
+    return StopPoint(signal_name(requested) if requested is not None else "another rank",
+                     trainer.epoch, partial.totals.steps, len(trainer.train_loader),
+                     run_dir.checkpoint)
 
 
 def _save_rank_state(trainer: _Trainer, epoch: int) -> None:
@@ -742,12 +887,12 @@ class _ProgressBars:
                               dynamic_ncols=True)
 
     def wrap_batches(
-        self, batches: Iterator[tuple[Tensor, Tensor]]
+        self, batches: Iterator[tuple[Tensor, Tensor]], done: int = 0
     ) -> Iterator[tuple[Tensor, Tensor]]:
         if not self.enabled:
             return batches
-        return iter(self._tqdm(batches, total=self.batches, leave=False, unit="batch",
-                               dynamic_ncols=True, mininterval=0.5))
+        return iter(self._tqdm(batches, total=self.batches, initial=done, leave=False,
+                               unit="batch", dynamic_ncols=True, mininterval=0.5))
 
     def epoch_done(self, line: EpochMetrics) -> None:
         if not self.enabled:

@@ -57,6 +57,16 @@ from lcam.harness.config import ConfigError, RunConfig
 from lcam.harness.presets import CompositePreset, Preset, get_preset
 from lcam.harness.rundir import RunDirectory, run_directory
 from lcam.harness.runlock import RunHeldError, RunLock, describe_holder, lock_holder
+from lcam.harness.stopping import (
+    FORCE_AFTER_SECONDS,
+    STOPPED_EXIT_STATUS,
+    descendants,
+    forced_exit_status,
+    handle_stop_signals,
+    handle_stop_signals_for_good,
+    signal_name,
+    stop_requested,
+)
 from lcam.harness.writes import WriteFailedError, writing
 
 __all__ = ["SweepJob", "SweepSummary", "job_lines", "plan_sweep", "run_job", "run_sweep",
@@ -104,15 +114,21 @@ class SweepSummary:
     held: list[tuple[SweepJob, str]] = field(default_factory=list)
     stopped: str | None = None
     not_started: list[SweepJob] = field(default_factory=list)
+    # A stop signal (its name): the runs it stopped wrote a checkpoint and exited.
+    signalled: str | None = None
+    interrupted: list[SweepJob] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.stopped is None
+        return not self.failed and self.stopped is None and self.signalled is None
 
     @property
     def exit_status(self) -> int:
         """``lcam sweep``'s exit status (:mod:`lcam.harness.exitstatus`): a failed write
-        first, then a failed run, then runs held elsewhere."""
+        first, then a failed run, then runs held elsewhere; a stop signal before all
+        (:data:`~lcam.harness.stopping.STOPPED_EXIT_STATUS`)."""
+        if self.signalled is not None:
+            return STOPPED_EXIT_STATUS
         if self.stopped is not None:
             return exitstatus.WRITE_FAILED
         if self.failed:
@@ -124,6 +140,7 @@ class SweepSummary:
         lines = [f"sweep: {len(self.finished)} run(s) finished, {len(self.skipped)} already "
                  f"finished (skipped), {len(self.held)} held by another process (skipped), "
                  f"{len(self.failed)} failed"
+                 + (f", {len(self.interrupted)} stopped" if self.signalled else "")
                  + (f", {len(self.not_started)} not started" if self.not_started else "")]
         for job, holder in self.held:
             lines.append(f"  HELD {job.label}: by {holder}")
@@ -132,6 +149,9 @@ class SweepSummary:
             lines.extend(f"    | {line}" for line in _tail(job.run_dir.log, 5))
         if self.stopped is not None:
             lines.append(f"sweep: stopped starting runs: {self.stopped}")
+        if self.signalled is not None:
+            lines.append(f"sweep: stopped by {self.signalled}: each stopped run wrote a "
+                         "checkpoint of where it was; run the same command again to resume")
         if self.held and self.stopped is None and not self.failed:
             lines.append("sweep: the held runs are another process's to finish; run the "
                          "sweep again once it has ended to see them finished or resume them")
@@ -249,8 +269,11 @@ def run_sweep(
     progress = _Progress(summary, write, len(waiting))
     pooled = [job for job in waiting if workers and "--nproc" not in job.command]
     alone = [job for job in waiting if job not in pooled]
-    alone.extend(_run_in_workers(pooled, jobs, progress))
-    _run_as_processes(alone, jobs, progress, poll_seconds)
+    # SIGTERM / SIGINT / SIGUSR1: forwarded to the workers, whose runs stop after their
+    # current step with a checkpoint; the sweep waits for them (lcam.harness.stopping).
+    with handle_stop_signals(on_first=_forward_stop(summary), on_force=_kill_everything):
+        alone.extend(_run_in_workers(pooled, jobs, progress))
+        _run_as_processes(alone, jobs, progress, poll_seconds)
     return summary
 
 
@@ -262,8 +285,8 @@ class _Progress:
 
     @property
     def stopping(self) -> bool:
-        """A run could not write: start no further runs."""
-        return self.summary.stopped is not None
+        """A run could not write, or a stop signal came: start no further runs."""
+        return self.summary.stopped is not None or self.summary.signalled is not None
 
     def record(self, job: SweepJob, code: int, seconds: float, detail: str | None = None
                ) -> None:
@@ -272,6 +295,15 @@ class _Progress:
         if code == 0:
             self.summary.finished.append(job)
             self.write(f"[{self.done}/{self.total}] {job.label} finished ({seconds:.0f}s)")
+            return
+        if code == STOPPED_EXIT_STATUS and detail == _NOT_STARTED:
+            self.done -= 1
+            self.not_started([job])
+            return
+        if code == STOPPED_EXIT_STATUS and self.summary.signalled is not None:
+            self.summary.interrupted.append(job)
+            self.write(f"[{self.done}/{self.total}] {job.label} stopped, checkpoint written "
+                       f"({seconds:.0f}s; log: {job.run_dir.log})")
             return
         if code == exitstatus.RUN_HELD:
             holder = detail or describe_holder(lock_holder(job.run_dir.path))
@@ -297,9 +329,13 @@ def _run_in_workers(plan: Sequence[SweepJob], jobs: int, progress: _Progress) ->
     """Run ``plan`` in a pool of ``jobs`` workers; return the jobs a dead worker left."""
     if not plan:
         return []
+    if progress.stopping:
+        progress.not_started(plan)
+        return []
     context = multiprocessing.get_context("spawn")
     left: list[SweepJob] = []
-    with ProcessPoolExecutor(max_workers=min(jobs, len(plan)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(plan)), mp_context=context,
+                             initializer=_worker_started) as pool:
         pending: dict[Future[tuple[int, float, str | None]], SweepJob] = {}
         for job in plan:
             pending[pool.submit(_run_job_in_worker, job)] = job
@@ -350,6 +386,8 @@ def _run_job_in_worker(job: SweepJob) -> tuple[int, float, str | None]:
     write). The run directory appears only when the job starts; a run held by another
     process is left alone (its log included)."""
     started = time.perf_counter()
+    if stop_requested() is not None:  # the sweep is stopping: start no run
+        return STOPPED_EXIT_STATUS, 0.0, _NOT_STARTED
     holder = _held_elsewhere(job)
     if holder is not None:
         return exitstatus.RUN_HELD, 0.0, holder
@@ -365,6 +403,17 @@ def _run_job_in_worker(job: SweepJob) -> tuple[int, float, str | None]:
     except WriteFailedError as error:  # the log itself
         return exitstatus.WRITE_FAILED, time.perf_counter() - started, str(error)
     return code, time.perf_counter() - started, details[-1] if details else None
+
+
+_NOT_STARTED = "not started"
+
+
+def _worker_started() -> None:
+    """Pool initializer: a process group of its own (a terminal's Ctrl-C reaches the
+    sweep alone, which forwards it once) and the stop handlers for good, so a signal
+    between two runs stops the next one before it starts."""
+    os.setpgid(0, 0)
+    handle_stop_signals_for_good()
 
 
 def _held_elsewhere(job: SweepJob) -> str | None:
@@ -448,8 +497,54 @@ def _start_log(job: SweepJob) -> None:
 def _launch(job: SweepJob) -> subprocess.Popen[bytes]:
     _start_log(job)
     with writing(job.run_dir.log), open(job.run_dir.log, "ab") as log:
-        return subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        # A session of its own: a terminal's Ctrl-C reaches it once, through the sweep.
+        process = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    _PROCESSES.add(process)
+    return process
+
+
+# The job processes of _run_as_processes, to forward a stop signal to.
+_PROCESSES: set[subprocess.Popen[bytes]] = set()
+
+
+def _children() -> list[int]:
+    """The sweep's workers and job processes that are still running."""
+    for process in list(_PROCESSES):
+        if process.poll() is not None:
+            _PROCESSES.discard(process)
+    return [*(child.pid for child in multiprocessing.active_children() if child.pid),
+            *(process.pid for process in _PROCESSES)]
+
+
+def _say(line: str) -> None:
+    """Print from a signal handler (``print`` may be in the middle of a line)."""
+    with contextlib.suppress(OSError):
+        os.write(1, f"{line}\n".encode())
+
+
+def _forward_stop(summary: SweepSummary) -> Callable[[int], None]:
+    def forward(signum: int) -> None:
+        summary.signalled = signal_name(signum)
+        children = _children()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+        _say(f"sweep: {signal_name(signum)}: the running runs stop after their current "
+             f"step and write a checkpoint ({len(children)} process(es) told); no further "
+             f"run starts. A second signal ({FORCE_AFTER_SECONDS:g} s or more later) kills "
+             "them at once")
+    return forward
+
+
+def _kill_everything(signum: int) -> None:
+    """Second signal: SIGKILL every process below the sweep, then exit from it."""
+    _say(f"sweep: second {signal_name(signum)}: killing every worker (SIGKILL); the runs "
+         "resume from their last checkpoint")
+    for pid in [*descendants(os.getpid()), *_children()]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, 9)
+    os._exit(forced_exit_status(signum))
 
 
 def _tail(path: Path, lines: int) -> list[str]:

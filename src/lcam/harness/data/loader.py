@@ -208,14 +208,18 @@ class BatchLoader:
         lo = start + self.rank * base + min(self.rank, extra)
         return lo, lo + base + (1 if self.rank < extra else 0)
 
-    def epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield this rank's ``(inputs, targets)`` batches of ``epoch``.
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield this rank's ``(inputs, targets)`` batches of ``epoch``, from batch ``start``.
 
         ``inputs`` are ``float32`` (normalised if ``normalize`` was given), ``targets``
-        ``int64``, both on the loader's device.
+        ``int64``, both on the loader's device. ``start > 0`` skips the first batches
+        without building them (a run resumed in the middle of an epoch): batch ``k`` is
+        the same whatever ``start`` is.
         """
+        if not 0 <= start <= len(self):
+            raise ValueError(f"Invalid start: {start} (must be in [0, {len(self)}])")
         plan = self.epoch_plan(epoch)
-        for batch in range(len(self)):
+        for batch in range(start, len(self)):
             lo, hi = self.rank_positions(batch)
             indices = plan.order[lo:hi]
             inputs = self.split.inputs.index_select(0, indices)
