@@ -1,14 +1,19 @@
-"""Regenerate docs/FINDINGS.md (and its summary and figures) from evidence runs.
+"""Regenerate docs/FINDINGS.md (and its summary and figures) from the evidence runs.
 
-    lcam sweep evidence --out runs/evidence --jobs 2          # every run (see FINDINGS.md)
-    .venv/bin/python scripts/refresh_findings.py runs/evidence --sweep-seconds 3120
+    lcam sweep evidence-sparsity --out runs/evidence2 --jobs 2     # quiet machine, timed
+    lcam sweep evidence-schedule --out runs/evidence2 --jobs 2     # quiet machine, timed
+    .venv/bin/python scripts/refresh_findings.py runs/evidence2 \\
+        --sweep-seconds evidence-sparsity=SECONDS --sweep-seconds evidence-schedule=SECONDS
 
-Writes ``docs/findings/summary.json`` (every number of the page), one curves figure
-per data set in ``docs/findings/``, ``docs/FINDINGS.md``, rendered from the summary
-alone by :func:`lcam.report.findings.render`, and the README's short verdict table;
+Writes ``docs/findings/summary.json`` (every number of the page: the claims on the
+presets of ``runs/evidence2`` at both margins, the C2 crossovers, and the earlier data
+sets re-evaluated from ``docs/findings/evidence1-summary.json``, the committed summary
+of ``lcam sweep evidence``, whose runs are not kept), one curves figure per new data
+set in ``docs/findings/``, ``docs/FINDINGS.md``, rendered from the summary alone by
+:func:`lcam.report.findings_page.render`, and the README's short verdict table;
 ``tests/test_findings_page.py`` fails when the page or the README and the committed
-summary disagree. Without ``--sweep-seconds``
-the sweep's timing is kept from the previous summary.
+summary disagree. Without ``--sweep-seconds`` a composite's timing is kept from the
+previous summary. ``--previous-only`` renders the earlier data sets alone (no runs).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from lcam.report.build import build_report  # noqa: E402
 from lcam.report.figures import figure_stem  # noqa: E402
-from lcam.report.findings import collect, readme_table, render  # noqa: E402
+from lcam.report.findings import collect, previous  # noqa: E402
+from lcam.report.findings_page import readme_table, render  # noqa: E402
 from lcam.report.runs import ReportError  # noqa: E402
 
 FINDINGS = ROOT / "docs" / "FINDINGS.md"
@@ -34,9 +40,19 @@ README = ROOT / "README.md"
 README_START, README_END = "<!-- findings-table:start -->\n", "<!-- findings-table:end -->"
 FOLDER = ROOT / "docs" / "findings"
 SUMMARY = FOLDER / "summary.json"
-PRESETS = ("mnist1d", "mnist1d-large", "digits")  # the columns of the verdict table
-SWEEP_COMMAND = "lcam sweep evidence --out runs/evidence --jobs 2"
-REFRESH_COMMAND = ".venv/bin/python scripts/refresh_findings.py runs/evidence"
+PREVIOUS = FOLDER / "evidence1-summary.json"
+ARMS = ("mnist1d-large-wide", "mnist1d-100", "mnist1d-100-coarse")  # verdict table columns
+LR = {"base": "mnist1d-large-wide",
+      "variants": {"mnist1d-large-wide-lrx0.5": 0.5, "mnist1d-large-wide-lrx2": 2.0}}
+PRESETS = ARMS + tuple(LR["variants"])  # type: ignore[arg-type]
+CROSSOVERS = (
+    ("mnist1d-100", "mnist1d-large-wide", "100 vs 10 classes"),
+    ("mnist1d-100", "mnist1d-100-coarse", "100 vs 10 coarse classes (same inputs)"),
+)
+COMPOSITES = ("evidence-sparsity", "evidence-schedule")
+RUNS_DIR = "runs/evidence2"
+REFRESH_COMMAND = (f".venv/bin/python scripts/refresh_findings.py {RUNS_DIR} "
+                   + " ".join(f"--sweep-seconds {c}=SECONDS" for c in COMPOSITES))
 
 
 def _machine(runs_dir: Path) -> dict[str, Any]:
@@ -54,62 +70,85 @@ def _machine(runs_dir: Path) -> dict[str, Any]:
     return {**machine_description(), "torch": torch.__version__}
 
 
-PUBLISHED_CNN_ACCURACY = 94.0  # MNIST-1D paper, reference CNN on the 4,000/1,000 split
+def _composite_runs() -> dict[str, int]:
+    """Runs each composite starts (a run already made by an earlier one is not counted)."""
+    from lcam.harness.presets import CompositePreset, get_preset
+
+    seen: set[tuple[str, str, int]] = set()
+    out = {}
+    for name in COMPOSITES:
+        composite = get_preset(name)
+        assert isinstance(composite, CompositePreset)
+        mine = {(preset.name, group.name, seed)
+                for preset, groups in composite.resolved_rows()
+                for group in preset.sweep_groups(groups) for seed in range(preset.seeds)}
+        out[name] = len(mine - seen)
+        seen |= mine
+    return out
 
 
-def _notes(summary: dict[str, Any]) -> dict[str, str]:
-    """The sanity anchor of the MNIST-1D presets: fixed 0.9 against the published CNN."""
-    notes = {}
-    for name, preset in summary["presets"].items():
-        fixed = preset["groups"].get("m0.9")
-        if preset["data"] != "mnist1d" or fixed is None:
-            continue
-        accuracy = 100.0 - fixed["mean"]
-        where = ("on this split" if name == "mnist1d"
-                 else "on the 4,000/1,000 split; none is published for 50,000 samples")
-        verdict = "reaches" if accuracy >= PUBLISHED_CNN_ACCURACY else "stays below"
-        notes[name] = (
-            f"Sanity anchor: the MNIST-1D benchmark reports {PUBLISHED_CNN_ACCURACY:g}% test "
-            f"accuracy for this CNN {where} (trained with Adam). Fixed momentum 0.9 "
-            f"{verdict} it here: {accuracy:.2f}% final test accuracy (mean of "
-            f"{fixed['n']} seeds, SGD with this preset's frozen protocol)."
-        )
-    return notes
+def _sweep_seconds(values: list[str]) -> dict[str, float]:
+    out = {}
+    for value in values:
+        name, _, seconds = value.partition("=")
+        if name not in COMPOSITES or not seconds:
+            raise SystemExit(f"refresh_findings: --sweep-seconds takes NAME=SECONDS with NAME "
+                             f"one of {', '.join(COMPOSITES)}, got {value!r}")
+        out[name] = float(seconds)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", type=Path, help="the --out of `lcam sweep evidence`")
-    parser.add_argument("--sweep-seconds", type=float, default=None,
-                        help="wall time of the sweep (kept from the last summary if omitted)")
-    parser.add_argument("--conditions", default="",
-                        help="text after the sweep time, e.g. ' on a quiet machine'")
+    parser.add_argument("runs", type=Path, nargs="?",
+                        help=f"the --out of the evidence sweeps ({RUNS_DIR})")
+    parser.add_argument("--sweep-seconds", action="append", default=[],
+                        metavar="NAME=SECONDS",
+                        help="wall time of one composite sweep (repeat for each; kept from "
+                             "the last summary if omitted)")
+    parser.add_argument("--conditions", default=" on the quiet 2-core machine, `--jobs 2`",
+                        help="text after each sweep time")
+    parser.add_argument("--previous-only", action="store_true",
+                        help="render the earlier data sets alone (no runs needed)")
     args = parser.parse_args(argv)
+    if (args.runs is None) != args.previous_only:
+        parser.error("give the runs directory, or --previous-only")
+    seconds = _sweep_seconds(args.sweep_seconds)
+    old = json.loads(PREVIOUS.read_text(encoding="utf-8"))
+    last = json.loads(SUMMARY.read_text(encoding="utf-8")) if SUMMARY.exists() else {}
     try:
-        summary = collect([args.runs], PRESETS)
+        summary = collect([args.runs] if args.runs else [], () if args.previous_only
+                          else PRESETS, crossovers=() if args.previous_only else CROSSOVERS)
     except ReportError as error:
         print(f"refresh_findings: error: {error}", file=sys.stderr)
         return 1
-    previous = json.loads(SUMMARY.read_text(encoding="utf-8")) if SUMMARY.exists() else {}
-    sweep = dict(previous.get("sweep") or {})
-    if args.sweep_seconds is not None:
-        sweep = {"seconds": args.sweep_seconds, "conditions": args.conditions}
-    runs = sum(p["groups"][g]["n"] for p in summary["presets"].values() for g in p["groups"])
-    sweep.update(command=SWEEP_COMMAND, refresh=REFRESH_COMMAND, runs=runs)
-    summary["sweep"] = sweep
-    summary["machine"] = _machine(args.runs)
-    summary["notes"] = _notes(summary)
-    FOLDER.mkdir(parents=True, exist_ok=True)
+    summary["previous"] = previous(old, source=str(PREVIOUS.relative_to(ROOT)))
+    summary["lr"] = LR
+    summary["refresh"] = REFRESH_COMMAND
+    sweeps: dict[str, Any] = {}
+    if not args.previous_only:
+        runs = _composite_runs()
+        for name in COMPOSITES:
+            entry = dict((last.get("sweeps") or {}).get(name) or {})
+            if name in seconds:
+                entry = {"seconds": seconds[name], "conditions": args.conditions}
+            entry.update(command=f"lcam sweep {name} --out {RUNS_DIR} --jobs 2", runs=runs[name])
+            sweeps[name] = entry
+    summary["sweeps"] = sweeps
+    summary["machine"] = _machine(args.runs) if args.runs else {}
+    summary["notes"] = {}
     summary["figures"] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        report = build_report([args.runs], Path(scratch))
-        for preset in PRESETS:
-            name = f"{figure_stem(preset)}_curves.png"
-            source = next((p for p in report.figure_paths if p.name == name), None)
-            if source is not None:
-                shutil.copyfile(source, FOLDER / name)
-                summary["figures"][preset] = f"findings/{name}"
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    if args.runs:
+        with tempfile.TemporaryDirectory() as scratch:
+            report = build_report([args.runs], Path(scratch))
+            for preset in PRESETS:
+                name = f"{figure_stem(preset)}_curves.png"
+                source = next((p for p in report.figure_paths if p.name == name), None)
+                if source is not None:
+                    shutil.copyfile(source, FOLDER / name)
+                    summary["figures"][preset] = f"findings/{name}"
     SUMMARY.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     FINDINGS.write_text(render(summary), encoding="utf-8")
     readme = README.read_text(encoding="utf-8")

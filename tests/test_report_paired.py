@@ -14,11 +14,13 @@ from test_report import write_run
 from lcam.report.claims import (
     CONTRADICTED,
     INCONCLUSIVE,
+    NOT_MEASURED,
     SUPPORTED,
     direction_verdict,
 )
 from lcam.report.comparisons import preset_comparisons
-from lcam.report.findings import collect, render
+from lcam.report.findings import collect
+from lcam.report.findings_page import render
 from lcam.report.paired import (
     BOOTSTRAP_RESAMPLES,
     EQUIVALENT,
@@ -191,8 +193,9 @@ def _write_preset(root: Path, seeds: int = 10) -> dict[str, dict[int, list[float
 
 def test_claims_on_written_run_directories(tmp_path: Path) -> None:
     curves = _write_preset(tmp_path)
-    summary = collect([tmp_path], ["p"], margin=0.3)
+    summary = collect([tmp_path], ["p"])
     preset = summary["presets"]["p"]
+    assert preset["margin"] == pytest.approx(0.04 * preset["fixed_mean"])
     final = {(c["a"], c["against"]): c for c in preset["final_error"]}
     pair = final[("m0.95_0.9", "m0.9")]
     x = np.array([curves["m0.95_0.9"][s][-1] for s in range(10)])
@@ -212,10 +215,14 @@ def test_claims_on_written_run_directories(tmp_path: Path) -> None:
     assert preset["ratio_means"]["m0.9"] == pytest.approx(0.9)
     assert preset["ratio_means"]["m0.95_0.9"] == pytest.approx(0.7, abs=0.1)
     # Faster than m0.9's own 0.9, but every group's ratio is surely above 0.6: not half.
-    assert claims["C3"]["verdict"] == CONTRADICTED
-    page = render({**summary, "sweep": {"seconds": 60.0, "runs": 50}, "machine": {}})
-    assert "| **C1** LCAM beats fixed 0.9 in final test error | supported |" in page
-    assert "The sweep (50 runs) took 1 min." in page
+    # That is a description now: C3 as stated needs half-length runs.
+    assert preset["ratio_claim"]["verdict"] == CONTRADICTED
+    assert claims["C3"]["verdict"] == NOT_MEASURED
+    sweeps = {"x": {"command": "lcam sweep x", "seconds": 60.0, "runs": 50, "conditions": ""}}
+    page = render({**summary, "sweeps": sweeps, "machine": {}})
+    assert ("| **C1** LCAM beats fixed 0.9 in final test error | **supported** · ±0.3: "
+            "supported |") in page
+    assert "- `lcam sweep x`: 50 runs, 1 min wall time." in page
 
 
 def test_lcam_report_leads_each_preset_with_the_paired_verdicts(

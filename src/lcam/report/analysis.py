@@ -152,17 +152,23 @@ def summarize_run(run: Run, path: str) -> RunSummary:
 
 
 def group_order(spec: GroupSpec) -> tuple[int, float, str]:
-    """Sort key: fixed-momentum groups first (by momentum), then LCAM, then controls."""
+    """Sort key: fixed-momentum groups first (by momentum), then LCAM, then controls;
+    groups trained on a shortened schedule (``m0.9-half``) after all of them, in the
+    same order."""
+    shortened = 3 if spec.shortened else 0
     if spec.role == "control":
-        return (2, 0.0, spec.name)
+        return (shortened + 2, 0.0, spec.name)
     if spec.optimizer == "sgd":
-        return (0, spec.momentum if spec.momentum is not None else math.inf, spec.name)
-    return (1, 0.0, spec.name)
+        momentum = spec.momentum if spec.momentum is not None else math.inf
+        return (shortened, momentum, spec.name)
+    return (shortened + 1, 0.0, spec.name)
 
 
 def _is_fixed_09(spec: GroupSpec) -> bool:
+    """Fixed momentum 0.9 on the full schedule (``m0.9-half`` is compared against it)."""
     return (
         spec.optimizer == "sgd"
+        and not spec.shortened
         and spec.momentum is not None
         and math.isclose(spec.momentum, FIXED_MOMENTUM, rel_tol=0.0, abs_tol=1e-9)
     )

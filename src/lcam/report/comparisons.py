@@ -8,6 +8,10 @@ For the final test error of every group over its finished seeds (see
 - every LCAM pair against its swap, ``m<b>_<a>`` against ``m<a>_<b>``, once, the
   group with the larger ``momentum_below`` first (``"vs swap"``).
 
+Only groups on the full schedule enter: a shortened group (``m0.9-half``) has no
+control, and its comparison with fixed 0.9 at full length is claim C3's own family
+(:mod:`lcam.report.noninferiority`).
+
 The t-test p-values of the family are Holm-Bonferroni adjusted together, and the
 minimum detectable effect is stated at the strictest level Holm can use,
 ``ALPHA / m`` for ``m`` comparisons: an effect that large is found with 80% power
@@ -18,10 +22,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from lcam.report.paired import ALPHA, PairedComparison, holm, paired, verdict
+from lcam.report.paired import (
+    ALPHA,
+    PairedComparison,
+    from_differences,
+    holm,
+    paired,
+    verdict,
+)
 from lcam.report.runs import GroupSpec
 
-__all__ = ["EQUIVALENCE_MARGIN", "KINDS", "correct", "preset_comparisons", "swap_of"]
+__all__ = [
+    "EQUIVALENCE_MARGIN",
+    "KINDS",
+    "correct",
+    "correct_differences",
+    "preset_comparisons",
+    "swap_of",
+]
 
 EQUIVALENCE_MARGIN = 0.3
 """Default equivalence margin, in percentage points of test error: the smallest gain
@@ -38,6 +56,7 @@ def swap_of(spec: GroupSpec, specs: Mapping[str, GroupSpec]) -> str | None:
         return None
     for name, other in specs.items():
         if (other.optimizer == "lcam" and other.role != "control"
+                and other.schedule_fraction == spec.schedule_fraction
                 and other.momentum_above == spec.momentum_below
                 and other.momentum_below == spec.momentum_above):
             return name
@@ -57,6 +76,8 @@ def preset_comparisons(
     planned: list[tuple[str, str, str]] = []
     for name in order or list(specs):
         spec = specs[name]
+        if spec.shortened:
+            continue  # a shortened group has no control and its own family (claim C3)
         if fixed_group is not None and name != fixed_group:
             planned.append((name, fixed_group, VS_FIXED))
         control = controls.get(name)
@@ -85,4 +106,19 @@ def correct(
                             alpha_mde=ALPHA / m)
         if comparison is not None:
             comparisons.append(comparison)
+    return [verdict(c) for c in holm(comparisons)]
+
+
+def correct_differences(
+    planned: Sequence[tuple[str, str, str, Sequence[int], Sequence[float]]],
+    *,
+    margin: float,
+) -> list[PairedComparison]:
+    """:func:`correct` for comparisons known by their per-seed differences only,
+    ``(a, b, kind, seeds, differences)``: the same statistics and verdicts (used to
+    re-evaluate committed summaries at another margin)."""
+    m = max(1, len(planned))
+    comparisons = [from_differences(seeds, d, name=a, against=b, kind=kind, margin=margin,
+                                    alpha_mde=ALPHA / m)
+                   for a, b, kind, seeds, d in planned]
     return [verdict(c) for c in holm(comparisons)]

@@ -46,6 +46,7 @@ __all__ = [
     "LOWER",
     "POWER",
     "PairedComparison",
+    "from_differences",
     "holm",
     "minimum_detectable_effect",
     "paired",
@@ -117,7 +118,32 @@ def paired(
         return None
     x = np.asarray([a[s] for s in seeds], dtype=np.float64)
     y = np.asarray([b[s] for s in seeds], dtype=np.float64)
-    d = x - y
+    return from_differences(seeds, x - y, name=name, against=against, kind=kind,
+                            margin=margin, alpha_mde=alpha_mde)
+
+
+def from_differences(
+    seeds: Sequence[int],
+    differences: Sequence[float] | np.ndarray,
+    *,
+    name: str,
+    against: str,
+    kind: str,
+    margin: float,
+    alpha_mde: float = ALPHA,
+) -> PairedComparison:
+    """The comparison from its per-seed differences ``a_s - b_s`` alone.
+
+    Every statistic of :func:`paired` is a function of the differences (the paired
+    t-test is the one-sample t-test of ``d``, Wilcoxon ranks ``d``), so stored
+    differences (``docs/findings/``) are re-evaluated at another margin exactly.
+    """
+    if not margin > 0:
+        raise ValueError(f"Invalid equivalence margin: {margin} (must be > 0)")
+    if len(seeds) != len(differences) or not len(seeds):
+        raise ValueError(f"{len(seeds)} seeds for {len(differences)} differences")
+    seed_tuple = tuple(int(s) for s in seeds)
+    d = np.asarray(differences, dtype=np.float64)
     n = d.size
     mean = float(np.mean(d))
     std = float(np.std(d, ddof=1)) if n >= 2 else None
@@ -131,14 +157,14 @@ def paired(
             se = std / math.sqrt(n)
             half = float(scipy_stats.t.ppf(1 - ALPHA / 2, n - 1)) * se
             ci_t = (mean - half, mean + half)
-            test = scipy_stats.ttest_rel(x, y)
+            test = scipy_stats.ttest_1samp(d, 0.0)
             t_stat, p_t = float(test.statistic), float(test.pvalue)
             p_eq = _tost(mean, se, n - 1, margin)
             mde = minimum_detectable_effect(std, n, alpha=alpha_mde)
         if np.any(d != 0):
-            p_w = float(scipy_stats.wilcoxon(x, y).pvalue)
+            p_w = float(scipy_stats.wilcoxon(d).pvalue)
     return PairedComparison(
-        a=name, against=against, kind=kind, seeds=seeds,
+        a=name, against=against, kind=kind, seeds=seed_tuple,
         differences=tuple(float(v) for v in d), mean_difference=mean, std_difference=std,
         ci_t=ci_t, ci_bootstrap=ci_boot, t_statistic=t_stat, p_t=p_t, p_wilcoxon=p_w,
         probability_lower=float(_probability_lower(d)), probability_lower_ci=prob_ci,

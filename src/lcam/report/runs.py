@@ -75,6 +75,15 @@ class GroupSpec:
     role: str | None = None
     matched_to: tuple[str, ...] | None = None
     """For a control: the LCAM groups it is matched to (old files: one name)."""
+    schedule_fraction: float = 1.0
+    """The fraction of the preset's schedule the group trains for (``0.5``: a
+    ``-half`` group, half the epochs with the lr milestones at the same fractions);
+    absent from ``config.json`` means the full schedule."""
+
+    @property
+    def shortened(self) -> bool:
+        """Whether the group trains for less than the preset's full schedule."""
+        return self.schedule_fraction != 1.0
 
     def describe_momentum(self) -> str:
         """Human-readable momentum setting, e.g. ``0.95 below / 0.9 above``."""
@@ -332,7 +341,18 @@ def _parse_group(raw: dict[str, Any], where: Path) -> GroupSpec:
         momentum_below=_optional(raw, "momentum_below", float, context),
         role=_optional(raw, "role", str, context),
         matched_to=_parse_matched_to(raw.get("matched_to"), context),
+        schedule_fraction=_parse_schedule_fraction(raw.get("schedule_fraction"), context),
     )
+
+
+def _parse_schedule_fraction(value: Any, where: str) -> float:
+    """``schedule_fraction``: a number in (0, 1]; absent (or null) is the full schedule."""
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ReportError(f"{where}: 'schedule_fraction' must be a number in (0, 1], "
+                          f"got {value!r}")
+    return float(value)
 
 
 def _parse_matched_to(value: Any, where: str) -> tuple[str, ...] | None:
