@@ -255,3 +255,53 @@ def test_non_inferiority_of_half_length_runs_on_written_runs(tmp_path: Path) -> 
     assert preset["claims"]["C1"]["verdict"] in (INCONCLUSIVE, CONTRADICTED)
     assert {LOWER, HIGHER} >= {c["verdict"] for c in preset["final_error"]
                                if c["verdict"] in (LOWER, HIGHER)}
+
+
+def _refresh_script() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "refresh_findings.py"
+    spec = importlib.util.spec_from_file_location("refresh_findings", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_page_of_the_evidence2_contract_renders_from_written_runs(tmp_path: Path) -> None:
+    """The refresh script's presets, crossovers and lr variants, on small fake runs with
+    the contract's names: every section of the page is there."""
+    import json
+
+    from lcam.report.findings import previous
+    from lcam.report.findings_page import readme_table, render
+
+    script = _refresh_script()
+    rng = np.random.default_rng(9)
+    n = 6
+    halves = [_half(g) for g in (FIXED, FIXED95, PAIR, SWAP)]
+    levels = {"mnist1d-large-wide": (1.5, 0.2), "mnist1d-100": (40.0, -2.0),
+              "mnist1d-100-coarse": (24.0, 1.0)}
+    for preset, (level, d) in levels.items():
+        finals = _arm(rng, n, level, d, noise=0.1)
+        finals.update({g["name"]: finals[g["name"][:-5]] + rng.normal(0.1, 0.1, n)
+                       for g in halves})
+        _write(tmp_path, preset, finals, ARM_GROUPS + halves)
+    for preset in script.LR["variants"]:
+        _write(tmp_path, preset, _arm(rng, n, 1.6, 0.1, noise=0.1),
+               [FIXED, PAIR, SWAP, CONTROL])
+    summary = collect([tmp_path], script.PRESETS, crossovers=script.CROSSOVERS)
+    assert [x["label"] for x in summary["crossover"]] == [c[2] for c in script.CROSSOVERS]
+    assert {x["verdict"] for x in summary["crossover"]} <= {SUPPORTED, CONTRADICTED, INCONCLUSIVE}
+    summary["previous"] = previous(json.loads(script.PREVIOUS.read_text(encoding="utf-8")),
+                                   source="earlier.json")
+    summary.update(lr=script.LR, sweeps={}, machine={}, figures={}, notes={})
+    page = render(json.loads(json.dumps(summary, allow_nan=False)))
+    for heading in ("## The short answer", "## Verdicts", "## C2: does the better direction",
+                    "## C3: half the training", "## Learning rate: do C1 and C4 hold",
+                    "## Power: can these seeds", "## The earlier data sets, re-evaluated"):
+        assert heading in page
+    assert "| `mnist1d-large-wide-lrx2` | 2 |" in page
+    table = readme_table(summary)
+    assert "`mnist1d-100-coarse`" in table and "`digits`" in table
+    assert "`mnist1d-large-wide-lrx2`" not in table  # the lr variants have their own table

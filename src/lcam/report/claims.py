@@ -286,7 +286,7 @@ def evaluate(
             lcam_half=[n for n in shortened if _is_lcam(specs[n])])
     else:
         claims["C3"] = ClaimResult(
-            "C3", NOT_MEASURED, "no groups on a shortened schedule; " + ratio_claim.reason,
+            "C3", NOT_MEASURED, "no runs on half the schedule; " + ratio_claim.reason,
             ratio_claim.comparisons, ratio_claim.minimum_detectable_effect,
             ratio_claim.unit)
 

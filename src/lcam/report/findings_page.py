@@ -494,11 +494,16 @@ def _why(summary: Mapping[str, Any]) -> list[str]:
         for name, preset in rows:
             claim = preset["claims"][key]
             other = preset["claims_absolute"][key]
-            tail = "" if other["verdict"] == claim["verdict"] and key != "C2" else (
-                f" At ±{preset['margin_absolute']:g}: {other['verdict']}"
-                + (f" ({other['direction']})" if other.get("direction") else "") + ".")
+            if key == "C2":
+                same = other.get("direction") == claim.get("direction")
+                tail = "" if same else (f" At ±{preset['margin_absolute']:g}: "
+                                        f"{other.get('direction')}.")
+            else:
+                tail = "" if other["verdict"] == claim["verdict"] else (
+                    f" At ±{preset['margin_absolute']:g}: {other['verdict']}.")
+            word = "direction" if key == "C2" else claim["verdict"]
             lines.append(f"- **{key}, `{name}`** (margin {preset['margin']:.3f}): "
-                         f"{claim['verdict']}: {claim['reason']}.{tail}")
+                         f"{word}: {claim['reason']}.{tail}")
     across = (summary.get("previous") or {}).get("c2_across")
     if across:
         lines.append(f"- **C2 across the earlier data sets**: {across['verdict']}: "
