@@ -21,7 +21,7 @@ $(JAX_STAMP): $(STAMP) lcam-jax/pyproject.toml
 	$(BIN)/python -m pip install -q -e "./lcam-jax[test]"
 	touch $(JAX_STAMP)
 
-.PHONY: install demo test lint bench bench-jax
+.PHONY: install demo test lint docs wheels-check bench bench-jax
 install: $(STAMP) $(JAX_STAMP)
 
 demo: $(STAMP)
@@ -32,10 +32,21 @@ test: $(STAMP) $(JAX_STAMP)
 	$(BIN)/mypy src/lcam lcam-jax/src/lcam_jax
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q lcam-jax/tests
+	$(MAKE) --no-print-directory docs
+	$(MAKE) --no-print-directory wheels-check
 
 lint: $(STAMP) $(JAX_STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts lcam-jax
 	$(BIN)/mypy src/lcam lcam-jax/src/lcam_jax
+
+# The documentation site (mkdocs.yml): strict, so a broken link or reference fails.
+docs: $(STAMP) $(JAX_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# Build both wheels, install them into fresh virtual environments (not editable) and run
+# them from outside the checkout (scripts/check_wheels.py says what it runs).
+wheels-check: $(STAMP)
+	$(BIN)/python scripts/check_wheels.py --torch "$(TORCH_SPEC)"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_overhead.py

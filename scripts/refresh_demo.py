@@ -1,14 +1,14 @@
-"""Regenerate the README's demo table and figure from a `lcam demo` run.
+"""Regenerate the demo page's table and figure (docs/DEMO.md) from a `lcam demo` run.
 
-    .venv/bin/python scripts/refresh_readme_demo.py             # runs `lcam demo` if needed
-    .venv/bin/python scripts/refresh_readme_demo.py --runs DIR # use an existing demo output
-    .venv/bin/python scripts/refresh_readme_demo.py --readme-only  # re-render the committed summary
+    .venv/bin/python scripts/refresh_demo.py              # runs `lcam demo` if needed
+    .venv/bin/python scripts/refresh_demo.py --runs DIR   # use an existing demo output
+    .venv/bin/python scripts/refresh_demo.py --table-only # re-render the committed summary
 
 It copies the report's ``digits_curves.png`` to ``docs/images/``, keeps the numbers the
 table is made of in ``docs/images/demo_summary.json`` (a slice of the report's
-``summary.json``), and rewrites the README between the ``demo-table`` markers. A test
-(`tests/test_readme_demo.py`) renders the table again from that JSON and compares it
-with the README, so the README cannot drift from the numbers by hand.
+``summary.json``), and rewrites ``docs/DEMO.md`` between the ``demo-table`` markers. A
+test (`tests/test_demo_page.py`) renders the table again from that JSON and compares it
+with the page, so the page cannot drift from the numbers by hand.
 
 The numbers are exact on the machine that made them and may differ slightly on
 another (float reductions differ between CPU kernels), so the summary also records the
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "DEMO.md"
 IMAGES = ROOT / "docs" / "images"
 SUMMARY = IMAGES / "demo_summary.json"
 FIGURE = IMAGES / "demo_digits_curves.png"
@@ -53,7 +53,7 @@ def _comparison(test: dict[str, Any] | None) -> str:
 
 
 def demo_slice(summary: dict[str, Any], machines: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """The part of the report's summary.json that the README table shows, and the machines."""
+    """The part of the report's summary.json that the demo table shows, and the machines."""
     preset = next(p for p in summary["presets"] if p["preset"] == "digits")
     keep = ("name", "momentum_text", "role", "final_test_error", "best_test_error",
             "fraction_above")
@@ -130,22 +130,23 @@ def render_table(demo: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def readme_block(readme_text: str) -> str:
-    """The text between the demo-table markers of the README."""
-    start, end = readme_text.index(START) + len(START), readme_text.index(END)
-    return readme_text[start:end].strip("\n")
+def page_block(page_text: str) -> str:
+    """The text between the demo-table markers of the demo page."""
+    start, end = page_text.index(START) + len(START), page_text.index(END)
+    return page_text[start:end].strip("\n")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "demo")
-    parser.add_argument("--readme-only", action="store_true",
-                        help="only re-render the README table from the committed "
+    parser.add_argument("--table-only", action="store_true",
+                        help="only re-render the page's table from the committed "
                              f"{SUMMARY.relative_to(ROOT)} (no demo, figure untouched)")
     args = parser.parse_args()
-    if args.readme_only:
-        write_readme_table(json.loads(SUMMARY.read_text(encoding="utf-8")))
-        print(f"README demo table re-rendered from {SUMMARY.relative_to(ROOT)}")
+    if args.table_only:
+        write_table(json.loads(SUMMARY.read_text(encoding="utf-8")))
+        print(f"{PAGE.relative_to(ROOT)} demo table re-rendered from "
+              f"{SUMMARY.relative_to(ROOT)}")
         return 0
     report_dir = args.runs / "digits"
     if not (report_dir / "summary.json").exists():
@@ -156,17 +157,18 @@ def main() -> int:
     IMAGES.mkdir(parents=True, exist_ok=True)
     SUMMARY.write_text(json.dumps(demo, indent=1) + "\n", encoding="utf-8")
     shutil.copyfile(report_dir / "figures" / "digits_curves.png", FIGURE)
-    write_readme_table(demo)
-    print(f"README demo table and {FIGURE.relative_to(ROOT)} refreshed from {report_dir} "
+    write_table(demo)
+    print(f"{PAGE.relative_to(ROOT)} demo table and {FIGURE.relative_to(ROOT)} refreshed "
+          f"from {report_dir} "
           f"({machine_caption(demo['machines'])})")
     return 0
 
 
-def write_readme_table(demo: dict[str, Any]) -> None:
-    """Replace the README's text between the demo-table markers with the rendered table."""
-    text = README.read_text(encoding="utf-8")
+def write_table(demo: dict[str, Any]) -> None:
+    """Replace the demo page's text between the demo-table markers with the rendered table."""
+    text = PAGE.read_text(encoding="utf-8")
     start, end = text.index(START) + len(START), text.index(END)
-    README.write_text(text[:start] + "\n" + render_table(demo) + "\n" + text[end:],
+    PAGE.write_text(text[:start] + "\n" + render_table(demo) + "\n" + text[end:],
                       encoding="utf-8")
 
 

@@ -1,5 +1,5 @@
-"""The README's demo table is generated (scripts/refresh_readme_demo.py), never hand-edited,
-and its caption names the machine the numbers came from."""
+"""The demo page's table (docs/DEMO.md) is generated (scripts/refresh_demo.py), never
+hand-edited, and its caption names the machine the numbers came from."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _script():
     spec = importlib.util.spec_from_file_location(
-        "refresh_readme_demo", ROOT / "scripts" / "refresh_readme_demo.py")
+        "refresh_demo", ROOT / "scripts" / "refresh_demo.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_readme_demo_table_is_rendered_from_the_committed_summary():
+def test_demo_page_table_is_rendered_from_the_committed_summary():
     script = _script()
     demo = json.loads(script.SUMMARY.read_text(encoding="utf-8"))
-    readme = script.README.read_text(encoding="utf-8")
-    assert script.readme_block(readme) == script.render_table(demo)
+    page = script.PAGE.read_text(encoding="utf-8")
+    assert script.page_block(page) == script.render_table(demo)
     assert script.FIGURE.stat().st_size > 10_000  # the demo figure is committed
 
 
@@ -56,10 +56,10 @@ XEON = {"cpu": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "cpus": 2,
         "torch": "2.13.0+cpu", "platform": "Linux-6.1.0-x86_64-with-glibc2.36"}
 
 
-def test_readme_demo_caption_names_the_machine_of_the_committed_summary():
+def test_demo_page_caption_names_the_machine_of_the_committed_summary():
     script = _script()
     demo = json.loads(script.SUMMARY.read_text(encoding="utf-8"))
-    caption = script.readme_block(script.README.read_text(encoding="utf-8")).splitlines()[1]
+    caption = script.page_block(script.PAGE.read_text(encoding="utf-8")).splitlines()[1]
     assert caption == script.machine_caption(demo.get("machines"))
     assert caption.startswith("Machine")
 

@@ -55,7 +55,13 @@ __all__ = [
 ]
 
 DECISIONS = ("current", "lagged")
+"""The values of ``decision=``: ``"current"`` (step *t*'s own loss against the average
+that includes it, eq. 9 of the paper) and ``"lagged"`` (step *t-1*'s loss, as the
+authors' demo scripts ran)."""
 LOSS_AVERAGES = ("epoch", "ema")
+"""The values of ``loss_average=``: ``"epoch"`` (the mean of the window's losses,
+restarted by :func:`end_epoch`) and ``"ema"`` (an exponential moving average, never
+restarted)."""
 
 
 class ScaleByLCAMState(NamedTuple):
@@ -378,12 +384,12 @@ def lcam(
     before the momentum as in torch's SGD (left out when it is 0, so ``params`` are then
     optional). With ``momentum_above == momentum_below == m`` it equals
     ``optax.sgd(learning_rate, momentum=m, nesterov=nesterov)`` (after
-    ``optax.add_decayed_weights(weight_decay)``) bit for bit.
+    ``optax.add_decayed_weights(weight_decay)``) bit for bit. ``momentum_above``,
+    ``momentum_below``, ``dampening``, ``nesterov``, ``decision``, ``loss_average``,
+    ``ema_decay`` and ``axis_name`` are those of :func:`scale_by_lcam`.
 
     Args:
         learning_rate: a number >= 0 or an optax schedule (step -> learning rate).
-        momentum_above, momentum_below, dampening, nesterov, decision, loss_average,
-            ema_decay, axis_name: as in :func:`scale_by_lcam`.
         weight_decay: L2 penalty added to the gradient, >= 0.
 
     Returns:
