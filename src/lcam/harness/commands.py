@@ -227,7 +227,7 @@ def _print_option_notes(command: str, notes: Sequence[str]) -> None:
 
 
 def demo(*, out: Path, jobs: int | None) -> int:
-    """The README's demo: the digits preset, every group, 3 seeds, then the report."""
+    """The demo (``make demo``, docs/DEMO.md): digits, every group, 3 seeds, then the report."""
     from lcam.harness.demo import run_demo
 
     return run_demo(out, jobs=jobs)

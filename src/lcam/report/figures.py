@@ -4,7 +4,7 @@ For each preset ``P`` the report writes into ``figures/``:
 
 - ``P_curves``: test error (left) and train loss (right) against epoch,
   one line per momentum group, one legend below: the paper's Fig. 3/4 layout, meant
-  for the README;
+  for the demo and findings pages;
 - ``P_test_error`` and ``P_train_loss``: the same two panels on their own;
 - ``P_lr``: learning rate against epoch;
 - ``P_fraction_above``: the fraction of steps that used ``momentum_above`` (loss at or
