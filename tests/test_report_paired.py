@@ -221,7 +221,7 @@ def test_claims_on_written_run_directories(tmp_path: Path) -> None:
     sweeps = {"x": {"command": "lcam sweep x", "seconds": 60.0, "runs": 50, "conditions": ""}}
     page = render({**summary, "sweeps": sweeps, "machine": {}})
     assert ("| **C1** LCAM beats fixed 0.9 in final test error | **supported** · ±0.3: "
-            "supported |") in page
+            "same |") in page
     assert "- `lcam sweep x`: 50 runs, 1 min wall time." in page
 
 
