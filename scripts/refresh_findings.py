@@ -139,16 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     summary["machine"] = _machine(args.runs) if args.runs else {}
     summary["notes"] = {}
     summary["figures"] = {}
+    summary["figures_shortened"] = {}
     FOLDER.mkdir(parents=True, exist_ok=True)
     if args.runs:
         with tempfile.TemporaryDirectory() as scratch:
             report = build_report([args.runs], Path(scratch))
             for preset in PRESETS:
-                name = f"{figure_stem(preset)}_curves.png"
-                source = next((p for p in report.figure_paths if p.name == name), None)
-                if source is not None:
-                    shutil.copyfile(source, FOLDER / name)
-                    summary["figures"][preset] = f"findings/{name}"
+                for kind, where in (("curves", summary["figures"]),
+                                    ("shortened", summary["figures_shortened"])):
+                    name = f"{figure_stem(preset)}_{kind}.png"
+                    source = next((p for p in report.figure_paths if p.name == name), None)
+                    if source is not None:
+                        shutil.copyfile(source, FOLDER / name)
+                        where[preset] = f"findings/{name}"
     SUMMARY.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     FINDINGS.write_text(render(summary), encoding="utf-8")
     readme = README.read_text(encoding="utf-8")

@@ -305,3 +305,25 @@ def test_the_page_of_the_evidence2_contract_renders_from_written_runs(tmp_path: 
     table = readme_table(summary)
     assert "`mnist1d-100-coarse`" in table and "`digits`" in table
     assert "`mnist1d-large-wide-lrx2`" not in table  # the lr variants have their own table
+
+
+def test_figures_keep_shortened_groups_apart(tmp_path: Path) -> None:
+    from lcam.report.analysis import analyze
+    from lcam.report.figures import preset_figures
+    from lcam.report.runs import load_runs
+
+    finals = {name: np.array([5.0, 5.2, 5.1]) for name in
+              ("m0.9", "m0.95_0.9", "m0.9_0.95", "control-m0.933333", "m0.9-half")}
+    _write(tmp_path, "p", finals, [FIXED, PAIR, SWAP, CONTROL, _half(FIXED)])
+    runs, _ = load_runs([tmp_path])
+    (result,) = analyze(runs, {id(r): str(r.path) for r in runs})
+    assert result.fixed_group == "m0.9"  # not m0.9-half
+    assert {c.a for c in result.comparisons}.isdisjoint({"m0.9-half"})
+    figures = preset_figures(result, runs)
+
+    def labels(kind: str) -> list[str]:
+        return [t.get_text() for legend in figures[kind].legends for t in legend.get_texts()]
+
+    assert not any("m0.9-half" in label for label in labels("curves"))
+    assert any("m0.9-half" in label for label in labels("shortened"))
+    assert any(label.startswith("m0.9 (") for label in labels("shortened"))

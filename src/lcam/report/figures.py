@@ -10,6 +10,12 @@ For each preset ``P`` the report writes into ``figures/``:
 - ``P_fraction_above``: the fraction of steps that used ``momentum_above`` (loss at or
   above its running average) against epoch, LCAM groups only.
 
+Groups trained on a shortened schedule (``m0.9-half``: half the epochs, the lr
+milestones at the same fractions) are kept out of these figures, whose lines would
+otherwise end at different epochs; when a preset has any, ``P_shortened`` draws them
+(test error and train loss) beside the fixed-0.9 group at full length, the reference
+of claim C3.
+
 Each line is the mean over the group's finished seeds; the shaded band spans the
 minimum to the maximum over those seeds (no band with one seed). Every group is drawn
 once, with one legend entry: fixed-momentum and LCAM groups solid, each in a colour of
@@ -69,9 +75,10 @@ class _Plot:
     a colour of its own when none of them is.
     """
 
-    def __init__(self, result: PresetResult, runs: Sequence[Run]) -> None:
+    def __init__(self, result: PresetResult, runs: Sequence[Run],
+                 names: Sequence[str] | None = None) -> None:
         self.result = result
-        self.groups = [g.name for g in result.groups]
+        self.groups = [g.name for g in result.groups if names is None or g.name in names]
         self.color, self.linestyle = _styles(result)
         self.label = {g.name: f"{_name(g)}, n={len(g.finished_seeds)})" for g in result.groups}
         self.partial_label = {g.name: f"{_name(g)}, partial runs only)" for g in result.groups}
@@ -317,8 +324,15 @@ def _style() -> Any:
     )
 
 
+def _shortened(result: PresetResult, runs: Sequence[Run]) -> set[str]:
+    """The preset's groups trained on a shortened schedule (``m0.9-half``)."""
+    return {r.group.name for r in runs if r.preset == result.preset and r.group.shortened}
+
+
 def _build(result: PresetResult, runs: Sequence[Run]) -> dict[str, Figure]:
-    plot = _Plot(result, runs)
+    shortened = _shortened(result, runs)
+    full = [g.name for g in result.groups if g.name not in shortened]
+    plot = _Plot(result, runs, full)
     subtitle = ", ".join(v for v in (result.data, result.model, result.schedule) if v)
     title = f"{result.preset} ({subtitle})" if subtitle else result.preset
     figures: dict[str, Figure] = {}
@@ -340,6 +354,18 @@ def _build(result: PresetResult, runs: Sequence[Run]) -> dict[str, Figure]:
         panel(fig.subplots(), plot)
         fig.suptitle(title, fontsize="medium")
         figures[suffix] = fig
+    if shortened:
+        # Shortened groups beside fixed 0.9 at full length, the reference of claim C3.
+        names = [n for n in (result.fixed_group,) if n is not None]
+        names += [g.name for g in result.groups if g.name in shortened]
+        fig = Figure(figsize=(11, 4.8), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        half = _Plot(result, runs, names)
+        _test_error(left, half)
+        _train_loss(right, half)
+        _one_legend_below(fig, left, right)
+        fig.suptitle(f"{title}: shortened schedules against {result.fixed_group or 'fixed 0.9'}")
+        figures["shortened"] = fig
     return figures
 
 

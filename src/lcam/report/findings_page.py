@@ -513,7 +513,8 @@ def _why(summary: Mapping[str, Any]) -> list[str]:
 
 
 def _preset_section(name: str, preset: Mapping[str, Any], figure: str | None,
-                    note: str | None, heading: str = "##") -> list[str]:
+                    note: str | None, heading: str = "##", shortened: str | None = None
+                    ) -> list[str]:
     digits = _digits(preset.get("margin"))
     lines = [
         f"{heading} `{name}`: {preset['data']}, {preset['model']}, {preset['epochs']} "
@@ -522,6 +523,9 @@ def _preset_section(name: str, preset: Mapping[str, Any], figure: str | None,
     ]
     if figure:
         lines += [f"![{name}: test error and train loss per epoch]({figure})", ""]
+    if shortened:
+        lines += [f"![{name}: the half-length groups against fixed 0.9 at full length]"
+                  f"({shortened})", ""]
     failed = preset.get("failed_error", 50.0)
     lines += ["| group | epochs | final test error, % (mean ± std) | seeds | runs that "
               f"diverged (final error > {failed:g}%) |", "|---|---|---|---|---|"]
@@ -637,7 +641,8 @@ def render(summary: Mapping[str, Any]) -> str:
     notes = summary.get("notes") or {}
     lines += ["## The data sets of this sweep", ""]
     for name, preset in summary["presets"].items():
-        lines += _preset_section(name, preset, figures.get(name), notes.get(name), "###")
+        lines += _preset_section(name, preset, figures.get(name), notes.get(name), "###",
+                                 (summary.get("figures_shortened") or {}).get(name))
     old = summary.get("previous") or {}
     if old.get("presets"):
         lines += ["## The earlier data sets, re-evaluated at the new margin", "",
