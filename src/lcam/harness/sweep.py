@@ -337,8 +337,19 @@ def _run_in_workers(plan: Sequence[SweepJob], jobs: int, progress: _Progress) ->
     with ProcessPoolExecutor(max_workers=min(jobs, len(plan)), mp_context=context,
                              initializer=_worker_started) as pool:
         pending: dict[Future[tuple[int, float, str | None]], SweepJob] = {}
-        for job in plan:
-            pending[pool.submit(_run_job_in_worker, job)] = job
+        waiting = list(plan)
+
+        def submit() -> None:
+            # At most `jobs` in flight (none queued in the pool), so that a stop leaves
+            # every run not yet started unstarted.
+            while waiting and len(pending) < jobs and not progress.stopping and not left:
+                try:
+                    future = pool.submit(_run_job_in_worker, waiting[0])
+                except BrokenProcessPool:
+                    return
+                pending[future] = waiting.pop(0)
+
+        submit()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -352,6 +363,11 @@ def _run_in_workers(plan: Sequence[SweepJob], jobs: int, progress: _Progress) ->
             if progress.stopping:  # the runs not started yet stay so
                 cancelled = [future for future in pending if future.cancel()]
                 progress.not_started([pending.pop(future) for future in cancelled])
+            submit()
+        if progress.stopping:
+            progress.not_started(waiting)
+        else:
+            left.extend(waiting)  # a dead worker broke the pool before they started
     if left and progress.stopping:
         progress.not_started(left)
         return []
@@ -547,8 +563,15 @@ def _kill_everything(signum: int) -> None:
     os._exit(forced_exit_status(signum))
 
 
-def _tail(path: Path, lines: int) -> list[str]:
+def _tail(path: Path, lines: int, *, limit: int = 1 << 16) -> list[str]:
+    """The last ``lines`` lines of the file ``path`` (of its last ``limit`` bytes); none
+    for what is not a regular file."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        if not path.is_file():
+            return []
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - limit))
+            text = handle.read(limit).decode("utf-8", errors="replace")
     except OSError:
         return []
+    return text.splitlines()[-lines:]
