@@ -343,12 +343,13 @@ def test_two_ranks_stop_at_the_same_step_and_resume_bit_for_bit(tmp_path: Path) 
 # --------------------------------------------------------------------------- sweep
 @pytest.mark.slow
 def test_a_signalled_sweep_stops_its_workers_and_leaves_no_process(tmp_path: Path) -> None:
-    overrides = dict(LONGER)
+    # Every step 20 ms longer (96 steps): both runs are still training when signalled.
+    overrides = {**LONGER, "model": "signal_fixtures:slow_mlp", "control": "false"}
     groups = ("m0.9", GROUP)
     sweep = _cli("sweep", "digits", "--out", str(tmp_path), "--seeds", "1", "--jobs", "2",
                  "--groups", ",".join(groups), *_flags(overrides))
-    process = subprocess.Popen(sweep, env=_environment(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(sweep, env=_environment(LCAM_TEST_STEP_SECONDS="0.02"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_dirs = [tmp_path / "digits" / group / "seed0" for group in groups]
     for run_dir in run_dirs:
         _wait_for_epochs(process, run_dir / "metrics.jsonl", 1)
@@ -361,11 +362,13 @@ def test_a_signalled_sweep_stops_its_workers_and_leaves_no_process(tmp_path: Pat
     assert "2 stopped" in stdout, stdout
     assert not _survivors(workers), "a worker outlived the sweep"
     for run_dir in run_dirs:
-        assert load_checkpoint(run_dir / "checkpoint.pt")["mid_epoch"] is not None
-        assert "stopped by" in (run_dir / "train.log").read_text()
+        log = (run_dir / "train.log").read_text()
+        assert load_checkpoint(run_dir / "checkpoint.pt")["mid_epoch"] is not None, log
+        assert "stopped by" in log
 
     again = subprocess.run(sweep, env=_environment(), capture_output=True, text=True,
                            timeout=240)
+    assert "2 run(s) finished" in again.stdout, again.stdout
     assert again.returncode == 0, again.stdout + again.stderr
     reference = _reference(
         get_single_preset("digits").with_overrides(overrides).run_config(GROUP, 0),

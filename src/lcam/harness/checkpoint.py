@@ -6,6 +6,9 @@ model, the optimizer (LCAM's loss statistics included, they are part of its
 number of finished epochs and iterations, and the data order. The data order needs no
 saved generator: :class:`~lcam.harness.data.loader.BatchLoader` draws epoch ``e``'s
 order and augmentation from ``(seed, e)`` alone, so the checkpoint records that pair.
+A run stopped by a signal (:mod:`lcam.harness.stopping`) writes one in the middle of
+an epoch: its ``mid_epoch`` entry holds the steps taken in that epoch and the epoch's
+sums so far (``None`` at an epoch's end; older checkpoints lack the key).
 
 Atomicity and the previous checkpoint: the new file is written under a temporary name
 in the same directory and flushed to disk (``fsync``); then the current checkpoint is

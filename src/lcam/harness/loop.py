@@ -6,6 +6,15 @@ metrics are cut back to the checkpoint's epoch count, so a crash between the two
 cannot duplicate a line). ``result.json`` marks the end; the previous checkpoint
 (``checkpoint.prev.pt``) is then deleted, a finished run needs only the latest.
 
+Stop signals (:mod:`lcam.harness.stopping`: SIGTERM, SIGINT, SIGUSR1): before every
+step the loop asks whether one arrived (all ranks together, :meth:`_Trainer.stop_agreed`);
+if so it writes a checkpoint of the position inside the epoch (``mid_epoch``: the step,
+the epoch's per-rank loss and accuracy sums so far, the last lr used) and
+:func:`run_training` returns with :attr:`RunOutcome.stopped` set. Resuming from it
+skips the epoch's first steps in the loader (the order is a function of seed and
+epoch) and continues with the saved sums, so the run ends bit for bit as if never
+stopped.
+
 Resume reads ``checkpoint.pt`` or, when that is missing or unreadable, the previous
 checkpoint (:func:`~lcam.harness.checkpoint.load_resume_point`), and says so in a
 warning naming both files and the epoch it continues after. Everything is checked
