@@ -156,7 +156,10 @@ class LCAM(Optimizer):
             per-tensor one; ``None`` (default) picks the fused kernel where torch has it
             (CPU, CUDA, MPS, XPU) and floating-point parameters allow.
         fused: ``True`` forces the fused kernel (floating-point params on a supported
-            device, checked at construction).
+            device, checked at construction). The kernel (``torch._fused_sgd_``, private
+            to torch) is probed once per device and dtype; where it is missing or
+            computes anything else, the foreach implementation runs instead, bit for
+            bit, after one ``RuntimeWarning`` (``docs/COMPAT.md``).
         all_reduce_loss: when ``torch.distributed`` is initialised, average the loss
             over all ranks (one all-reduce of a scalar) before deciding, so every rank
             takes the same decision. Turn off only if you reduce the loss yourself.
