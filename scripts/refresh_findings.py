@@ -70,21 +70,18 @@ def _machine(runs_dir: Path) -> dict[str, Any]:
     return {**machine_description(), "torch": torch.__version__}
 
 
-def _composite_runs() -> dict[str, int]:
-    """Runs each composite starts (a run already made by an earlier one is not counted)."""
-    from lcam.harness.presets import CompositePreset, get_preset
-
-    seen: set[tuple[str, str, int]] = set()
-    out = {}
-    for name in COMPOSITES:
-        composite = get_preset(name)
-        assert isinstance(composite, CompositePreset)
-        mine = {(preset.name, group.name, seed)
-                for preset, groups in composite.resolved_rows()
-                for group in preset.sweep_groups(groups) for seed in range(preset.seeds)}
-        out[name] = len(mine - seen)
-        seen |= mine
-    return out
+def _composite_runs(summary: dict[str, Any]) -> dict[str, int]:
+    """The finished runs behind each composite: evidence-sparsity's are the arms'
+    full-length groups, evidence-schedule's their half-length groups and the lr presets
+    (fixed 0.9 at full length is evidence-sparsity's run, shared)."""
+    presets = summary["presets"]
+    groups = [(name, g) for name in ARMS if name in presets
+              for g in presets[name]["groups"].values()]
+    full = sum(g["n"] for _, g in groups if g["schedule_fraction"] == 1.0)
+    half = sum(g["n"] for _, g in groups if g["schedule_fraction"] != 1.0)
+    lr = sum(g["n"] for name in LR["variants"] if name in presets
+             for g in presets[name]["groups"].values())
+    return {"evidence-sparsity": full, "evidence-schedule": half + lr}
 
 
 def _sweep_seconds(values: list[str]) -> dict[str, float]:
@@ -128,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["refresh"] = REFRESH_COMMAND
     sweeps: dict[str, Any] = {}
     if not args.previous_only:
-        runs = _composite_runs()
+        runs = _composite_runs(summary)
         for name in COMPOSITES:
             entry = dict((last.get("sweeps") or {}).get(name) or {})
             if name in seconds:

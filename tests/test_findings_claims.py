@@ -200,7 +200,10 @@ def test_crossover_verdict_cases() -> None:
     assert judged(LOW, HIGH) == SUPPORTED
     assert judged(HIGH, HIGH) == CONTRADICTED       # the 10-class direction on 100 too
     assert judged(ZERO, HIGH) == CONTRADICTED       # d(100) shown within the margin
+    assert judged(LOW, LOW) == CONTRADICTED         # the 100-class direction on 10 too
+    assert judged(NOISE, LOW) == CONTRADICTED
     assert judged(LOW, NOISE) == INCONCLUSIVE       # no flip shown on the 10-class arm
+    assert judged(LOW, ZERO) == INCONCLUSIVE
     assert judged(NOISE, HIGH) == INCONCLUSIVE
 
 

@@ -297,7 +297,8 @@ def evaluate(
         planned = [(fixed95, fixed, "rise vs m0.9", rise[fixed95], rise[fixed])]
         planned += [(n, fixed95, "rise vs m0.95", rise[n], rise[fixed95]) for n in lcam]
         rise_family = correct(planned, margin=margin)
-    claims["C5"] = late_rise_claim(rise_family)
+    claims["C5"] = late_rise_claim(rise_family) if fixed95 is not None else ClaimResult(
+        "C5", NOT_MEASURED, "no fixed-0.95 group in this preset", (), None)
     claims = {key: claims[key] for key in CLAIMS}
     seeds = max((len(v) for v in runs.values()), default=0)
     return PresetClaims(preset=preset, seeds=seeds, epochs=epochs, claims=claims,
@@ -324,7 +325,7 @@ def direction_claim(family: Sequence[PairedComparison], *, swap_name: str) -> Cl
     if not swap:
         return ClaimResult("C2", INCONCLUSIVE, "no m0.95_0.9 / m0.9_0.95 pair", (), None)
     (c,) = swap
-    reason = f"m0.95_0.9 - m0.9_0.95 = {c.mean_difference:+.2f} points ({c.verdict})"
+    reason = f"m0.95_0.9 - m0.9_0.95 = {c.mean_difference:+.3f} points ({c.verdict})"
     return ClaimResult("C2", INCONCLUSIVE, reason, (c,), c.minimum_detectable_effect,
                        direction=c.verdict, margin=c.margin)
 

@@ -18,7 +18,9 @@ error explains; ``d`` is also given relative to fixed 0.9's mean error on its ar
   Holm-adjusted paired t-test p < 0.05);
 - **contradicted** when ``d(fine) > 0`` beyond noise (the 10-class direction holds on
   100 classes too), or when ``d(fine)`` is shown to lie within the fine arm's margin
-  (TOST p < 0.05): the direction does not matter there;
+  (TOST p < 0.05): the direction does not matter there; or when ``d(coarse) < 0``
+  beyond noise (the 100-class direction holds on 10 classes too: the opposite of the
+  prediction shown, which is never read as inconclusive);
 - **inconclusive** otherwise, with the MDE reached on each arm.
 
 :func:`interaction` states the size of the flip, ``d(fine) - d(coarse)``, with a 95%
@@ -112,5 +114,8 @@ def crossover_verdict(
     if fine.p_equivalence is not None and fine.p_equivalence < ALPHA:
         return CONTRADICTED, (f"{head}: on {fine_name} d is shown within ±{fine.margin:.2f} "
                               f"points (TOST p {fine.p_equivalence:.3f})")
+    if coarse.verdict == LOWER:
+        return CONTRADICTED, (f"{head}: on {coarse_name} m0.95_0.9 is lower beyond noise, "
+                              "the 100-class direction")
     return INCONCLUSIVE, (f"{head}: no flip beyond noise; {fine_name} {_mde(fine)}, "
                           f"{coarse_name} {_mde(coarse)}")
