@@ -108,6 +108,7 @@ class LCAM(Optimizer):
     Asymmetric Momentum (LCAM).
 
     .. math::
+
         \begin{aligned}
         &\bar\ell_t = \text{running average of the losses } \ell_1..\ell_t
             \text{ (this epoch's mean, or an EMA)} \\

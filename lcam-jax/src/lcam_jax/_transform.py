@@ -194,6 +194,7 @@ def scale_by_lcam(
     r"""The LCAM momentum trace: momentum chosen each step by the loss.
 
     .. math::
+
         \mu_t = \begin{cases} \mu_{above} & \ell_t > \bar\ell_t \\
                               \mu_{below} & \ell_t \le \bar\ell_t \end{cases}
         \;(\text{"current"}),\qquad
