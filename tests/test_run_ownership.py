@@ -106,9 +106,10 @@ def test_the_lock_is_exclusive_names_its_holder_and_goes_with_it(tmp_path: Path)
         with pytest.raises(RunHeldError, match=rf"is held by another process: pid "
                                                rf"{os.getpid()} on host "):
             RunLock(tmp_path / "run").acquire()  # flock: a second open file, even here
-    assert not (tmp_path / "run" / LOCK_NAME).exists()
-    with RunLock(tmp_path / "run"):  # free again
-        pass
+    assert not (tmp_path / "run").exists()  # nothing written: the directory it made goes
+    with RunLock(tmp_path / "a" / "b" / "run"):  # free again
+        (tmp_path / "a" / "b" / "run" / "config.json").write_text("{}")
+    assert [p.name for p in (tmp_path / "a" / "b" / "run").iterdir()] == ["config.json"]
 
 
 @pytest.mark.slow

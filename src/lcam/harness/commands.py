@@ -103,12 +103,17 @@ def train(
     Under ``torchrun`` (see :mod:`lcam.harness.distributed`) the run is data-parallel
     over its processes, and only rank 0 prints.
     """
+    import os
+
+    from lcam.harness.components import validate_names
     from lcam.harness.distributed import TorchDistributed, launched_by_torchrun
     from lcam.harness.loop import run_training
 
     preset = get_single_preset(preset_name).with_overrides(overrides)
     config = preset.run_config(group, seed)
-    _print_option_notes("train", preset.option_notes)
+    validate_names(config.settings)  # a refused run says only why (no notes first)
+    if os.environ.get("RANK", "0") == "0":
+        _print_option_notes("train", preset.option_notes)
     if launched_by_torchrun():
         with TorchDistributed.from_environment(config.settings.device) as distributed:
             outcome = run_training(distributed.place(config), out, resume=resume,

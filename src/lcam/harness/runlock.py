@@ -12,9 +12,10 @@ the message a second writer gets::
     to end or stop it, then run again
 
 A holder that ends normally removes the file (after a SIGKILL it stays, unlocked, and
-the next run takes it over). A process that opened the file just before its holder
-removed it notices (the path no longer names the file it locked) and starts over, so
-two processes never hold a lock on the same path at once.
+the next run takes it over), and the directories the lock created if they are still
+empty (a run refused for its data leaves nothing behind). A process that opened the
+file just before its holder removed it notices (the path no longer names the file it
+locked) and starts over, so two processes never hold a lock on the same path at once.
 
 What it protects: processes on one machine, and processes on several machines that
 share a file system whose locks work across machines (see ``docs/SCALE_OUT.md``: NFS
@@ -87,6 +88,7 @@ class RunLock:
         self.path = self.run_dir / LOCK_NAME
         self.unlocked: str | None = None
         self._descriptor: int | None = None
+        self._created: list[Path] = []  # directories acquire() made, deepest first
 
     @property
     def held(self) -> bool:
@@ -101,6 +103,11 @@ class RunLock:
         """
         if self._descriptor is not None:
             raise RuntimeError(f"{self.path} is already held by this RunLock")
+        self._created = []
+        for directory in (self.run_dir, *self.run_dir.parents):
+            if directory.exists():
+                break
+            self._created.append(directory)
         with writing(self.run_dir):
             self.run_dir.mkdir(parents=True, exist_ok=True)
         while True:
@@ -129,7 +136,8 @@ class RunLock:
             raise
 
     def release(self) -> None:
-        """Remove the lock file and release the lock (nothing if not held)."""
+        """Remove the lock file and release the lock (nothing if not held); remove the
+        directories :meth:`acquire` created while they are empty."""
         descriptor, self._descriptor = self._descriptor, None
         if descriptor is None:
             return
@@ -140,6 +148,12 @@ class RunLock:
             pass  # an unlocked file left behind is taken over by the next run
         finally:
             os.close(descriptor)
+        for directory in self._created:
+            try:
+                directory.rmdir()
+            except OSError:
+                break  # not empty (the run wrote files) or already gone
+        self._created = []
 
     def __enter__(self) -> RunLock:
         self.acquire()
