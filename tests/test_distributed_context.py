@@ -175,9 +175,7 @@ def test_nproc_is_removed_from_the_arguments_given_to_torchrun(
 def test_torchrun_command_runs_lcam_train_as_a_module() -> None:
     command = torchrun_command(8, ["fig3-cifar10", "--group", "m0.9"])
     assert command == [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                       "--nproc_per_node=8",
-                       "--signals_to_handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1",
-                       "-m", "lcam", "train", "fig3-cifar10",
+                       "--nproc_per_node=8", "-m", "lcam", "train", "fig3-cifar10",
                        "--group", "m0.9"]
 
 

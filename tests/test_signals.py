@@ -236,7 +236,7 @@ def _survivors(pids: list[int]) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["digits", "mnist1d"])
 def test_train_signalled_from_outside_at_a_random_moment_resumes_bit_for_bit(
-    preset: str, mnist1d_root: Path, tmp_path: Path
+    preset: str, mnist1d_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     overrides = _overrides(preset, LONGER, mnist1d_root)
     reference = _reference(_config(preset, overrides), tmp_path / "reference")
@@ -256,10 +256,12 @@ def test_train_signalled_from_outside_at_a_random_moment_resumes_bit_for_bit(
     assert state["mid_epoch"] is not None
     assert not (run_dir / "result.json").exists()
 
-    resumed = subprocess.run(_train(preset, out, overrides, "--resume"), env=_environment(),
-                             capture_output=True, text=True, timeout=240)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming after step" in resumed.stderr
+    # The same command with --resume, in this process (a second interpreter would only
+    # cost time: the stop above is what needed a process of its own).
+    from lcam.cli import main
+
+    assert main(_train(preset, out, overrides, "--resume")[3:]) == 0
+    assert "resuming after step" in capsys.readouterr().err
     _assert_same_end(run_dir, reference)
 
 
@@ -343,33 +345,38 @@ def test_two_ranks_stop_at_the_same_step_and_resume_bit_for_bit(tmp_path: Path) 
 # --------------------------------------------------------------------------- sweep
 @pytest.mark.slow
 def test_a_signalled_sweep_stops_its_workers_and_leaves_no_process(tmp_path: Path) -> None:
-    # Every step 20 ms longer (96 steps): both runs are still training when signalled.
+    # Every step 50 ms longer (96 steps, about 5 s a run): both runs are still training
+    # when signalled, unless the machine is so loaded that one worker starts seconds late
+    # (then that run is reported finished, and the other stopped).
     overrides = {**LONGER, "model": "signal_fixtures:slow_mlp", "control": "false"}
     groups = ("m0.9", GROUP)
     sweep = _cli("sweep", "digits", "--out", str(tmp_path), "--seeds", "1", "--jobs", "2",
                  "--groups", ",".join(groups), *_flags(overrides))
-    process = subprocess.Popen(sweep, env=_environment(LCAM_TEST_STEP_SECONDS="0.02"),
+    process = subprocess.Popen(sweep, env=_environment(LCAM_TEST_STEP_SECONDS="0.05"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_dirs = [tmp_path / "digits" / group / "seed0" for group in groups]
     for run_dir in run_dirs:
-        _wait_for_epochs(process, run_dir / "metrics.jsonl", 1)
+        _wait_for_epochs(process, run_dir / "metrics.jsonl", 0)  # the run has started
     workers = descendants(process.pid)
     assert len(workers) >= 2
-    time.sleep(random.uniform(0.0, 0.2))
+    time.sleep(random.uniform(0.3, 1.0))
     process.send_signal(random.choice([signal.SIGTERM, signal.SIGINT, signal.SIGUSR1]))
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == STOPPED_EXIT_STATUS, stdout + stderr
-    assert "2 stopped" in stdout, stdout
     assert not _survivors(workers), "a worker outlived the sweep"
-    for run_dir in run_dirs:
+    stopped = [run_dir for run_dir in run_dirs if not (run_dir / "result.json").exists()]
+    assert stopped, stdout
+    assert f"{len(run_dirs) - len(stopped)} run(s) finished" in stdout, stdout
+    assert f"{len(stopped)} stopped" in stdout, stdout
+    for run_dir in stopped:
         log = (run_dir / "train.log").read_text()
         assert load_checkpoint(run_dir / "checkpoint.pt")["mid_epoch"] is not None, log
         assert "stopped by" in log
 
     again = subprocess.run(sweep, env=_environment(), capture_output=True, text=True,
                            timeout=240)
-    assert "2 run(s) finished" in again.stdout, again.stdout
     assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{len(stopped)} run(s) finished" in again.stdout, again.stdout
     reference = _reference(
         get_single_preset("digits").with_overrides(overrides).run_config(GROUP, 0),
         tmp_path / "reference")

@@ -28,6 +28,7 @@ all-reduced sums, and only rank 0 writes the run directory.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -220,21 +221,14 @@ def without_nproc(arguments: Sequence[str]) -> list[str]:
     return out
 
 
-TORCHRUN_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
-"""The signals torchrun forwards to the ranks: its defaults and SIGUSR1 (Slurm's
-``--signal``), which would otherwise end torchrun and leave the ranks running."""
-
-
 def torchrun_command(nproc: int, train_arguments: Sequence[str]) -> list[str]:
     """``python -m torch.distributed.run --standalone --nproc_per_node N -m lcam train ...``.
 
     ``--standalone`` runs the rendezvous on this node on a free port, so several
-    launches on one machine (a sweep, a shared node) never collide;
-    ``--signals_to_handle`` makes torchrun forward :data:`TORCHRUN_SIGNALS` to the ranks.
+    launches on one machine (a sweep, a shared node) never collide.
     """
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc}", f"--signals_to_handle={TORCHRUN_SIGNALS}",
-            "-m", "lcam", "train", *train_arguments]
+            f"--nproc_per_node={nproc}", "-m", "lcam", "train", *train_arguments]
 
 
 def launch_torchrun(
@@ -244,8 +238,9 @@ def launch_torchrun(
 
     torchrun runs in a session of its own, so a terminal's Ctrl-C reaches it once,
     through this process: the first stop signal (:mod:`lcam.harness.stopping`) is
-    forwarded to torchrun, which forwards it to the ranks; they stop after the same
-    step and rank 0 writes a mid-epoch ``checkpoint``. When torchrun fails and
+    forwarded to torchrun, SIGUSR1 as SIGTERM (every torch version's torchrun passes
+    SIGTERM and SIGINT on to the ranks, SIGUSR1 would end it); the ranks stop after the
+    same step and rank 0 writes a mid-epoch ``checkpoint``. When torchrun fails and
     ``checkpoint`` is such a stop checkpoint written since the launch (the signal may
     also have reached a rank alone, whose early exit torchrun takes for a failure), the
     exit status is :data:`~lcam.harness.stopping.STOPPED_EXIT_STATUS`. A second
@@ -271,13 +266,13 @@ def launch_torchrun(
     def forward(signum: int) -> None:
         signalled.append((signum, time.time()))
         if process.poll() is None:
-            process.send_signal(signum)
+            process.send_signal(signal.SIGTERM if signum == signal.SIGUSR1 else signum)
 
     def force(signum: int) -> None:
         forced.append(signum)
         for pid in [*reversed(descendants(process.pid)), process.pid]:
             try:
-                os.kill(pid, 9)
+                os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
 

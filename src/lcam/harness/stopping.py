@@ -14,8 +14,8 @@ and SIGUSR1 (Slurm's ``--signal=USR1@SECONDS`` before a time limit) ask a run to
   own, so a terminal's Ctrl-C reaches them once), starts no further run, waits until
   every running run has written its checkpoint and exited, and exits with
   :data:`STOPPED_EXIT_STATUS`; no worker outlives it.
-- ``lcam train --nproc N`` forwards the signal to torchrun, which forwards it to the
-  ranks (``--signals_to_handle`` includes SIGUSR1).
+- ``lcam train --nproc N`` forwards the signal to torchrun (SIGUSR1 as SIGTERM), which
+  forwards it to the ranks.
 
 A second signal :data:`FORCE_AFTER_SECONDS` or more after the first stops at once:
 ``lcam train`` dies from it (exit status 128 + the signal number, e.g. 143 for

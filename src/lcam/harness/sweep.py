@@ -29,6 +29,15 @@ A run that cannot write a file (exit status
 stops the sweep from starting further runs; the summary says why and how many runs
 were not started.
 
+Signals (:mod:`lcam.harness.stopping`): SIGTERM, SIGINT or SIGUSR1 to the sweep is
+forwarded to every worker and job process (each in a process group of its own, so a
+terminal's Ctrl-C reaches them once, through the sweep); their runs stop after the
+current step with a mid-epoch checkpoint, no further run starts, and once all have
+exited the summary counts the stopped runs and the sweep's exit status is
+:data:`~lcam.harness.stopping.STOPPED_EXIT_STATUS`. A second signal
+(:data:`~lcam.harness.stopping.FORCE_AFTER_SECONDS` later) kills every process below
+the sweep (SIGKILL) and exits with 128 + the signal.
+
 On a cluster, :func:`job_lines` gives each job's command as one shell line
 (``lcam sweep ... --print-commands``): every line is self-contained (absolute paths,
 every override, ``--resume``) and writes only its own run directory
@@ -42,6 +51,7 @@ import contextlib
 import multiprocessing
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -559,7 +569,7 @@ def _kill_everything(signum: int) -> None:
          "resume from their last checkpoint")
     for pid in [*descendants(os.getpid()), *_children()]:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, 9)
+            os.kill(pid, signal.SIGKILL)
     os._exit(forced_exit_status(signum))
 
 
