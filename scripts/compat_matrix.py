@@ -16,16 +16,16 @@ For each cell (a Python version and a torch version) this script
    re-renders the table in ``docs/COMPAT.md`` between its markers.
 
 ``make compat`` runs the default cells (Python 3.10, 3.11, 3.13 x the declared torch floor
-and the newest torch this machine's index offers). ``--bisect PY`` finds the oldest torch
-minor release that passes on one Python (binary search over 2.4, 2.5, ...; every probe is
-recorded as a row with ``"role": "bisect"``). Cells run one after another; each venv is
-deleted after its cell unless ``--keep-venvs``.
+and the newest torch this machine's index offers). ``--find-floor PY`` finds the oldest
+torch minor release that passes on one Python (2.4.0, 2.5.0, ... upwards to the first
+pass; every probe is recorded as a row with ``"role": "floor search"``). Cells run one
+after another; each venv is deleted after its cell unless ``--keep-venvs``.
 
 Usage::
 
     python scripts/compat_matrix.py                       # the default cells
     python scripts/compat_matrix.py --cells 3.11:2.4.0 3.13:2.14.1
-    python scripts/compat_matrix.py --bisect 3.11 --versions 2.4.0 2.5.0 2.6.0 2.7.0
+    python scripts/compat_matrix.py --find-floor 3.11 --versions 2.5.0 2.6.0 2.7.0
     python scripts/compat_matrix.py --render              # only re-render docs/COMPAT.md
 """
 
@@ -77,12 +77,17 @@ def log(msg: str) -> None:
     print(f"[compat {dt.datetime.now(dt.timezone.utc):%H:%M:%S}] {msg}", flush=True)
 
 
-def declared_floor() -> str:
-    text = (ROOT / "pyproject.toml").read_text()
-    m = re.search(r'"torch>=([0-9][0-9.]*)"', text)
+def declared_torch() -> str:
+    """The torch requirement in pyproject.toml, e.g. "torch>=2.4"."""
+    m = re.search(r'"(torch>=[0-9][0-9.]*)"', (ROOT / "pyproject.toml").read_text())
     if not m:
         raise SystemExit("pyproject.toml declares no torch>=X dependency")
-    floor = m.group(1)
+    return m.group(1)
+
+
+def declared_floor() -> str:
+    """The oldest release that requirement admits: "2.4" -> "2.4.0"."""
+    floor = declared_torch().split(">=", 1)[1]
     return floor if floor.count(".") >= 2 else floor + ".0"
 
 
@@ -223,6 +228,16 @@ def run_cell(python: str, torch_version: str, lcam_wheel: Path, *, keep: bool,
                     f"torch=={torch_version}", *TEST_REQUIREMENTS], logfile)
         if proc.returncode != 0:
             line = _no_wheel_line(proc.stdout)
+            if not line:
+                # With a constraints file pip may answer "ResolutionImpossible" instead:
+                # ask it which torch versions it offers this interpreter.
+                index = run([vpy, "-m", "pip", "index", "versions", "--only-binary=:all:",
+                             "torch"], logfile)
+                m = re.search(r"Available versions: (.*)", index.stdout)
+                offered = [v.strip() for v in m.group(1).split(",")] if m else []
+                if offered and torch_version not in offered:
+                    line = (f"`pip index versions torch` offers Python {python} "
+                            f"{offered[-1]} ... {offered[0]}, not {torch_version}")
             if line:
                 row.update(status="no wheel", note=f"pip: {line}")
             else:
@@ -295,7 +310,7 @@ def save_row(row: dict) -> None:
         description="lcam's optimizer tests (tests/test_optimizer_*.py) in fresh virtual "
                     "environments, one per (python, torch) cell; written by "
                     "scripts/compat_matrix.py (make compat)",
-        declared_torch=f">={declared_floor()}",
+        declared=declared_torch(),
         cells=cells,
     )
     MATRIX_JSON.parent.mkdir(parents=True, exist_ok=True)
@@ -318,18 +333,18 @@ def render_table(data: dict) -> str:
     status_text = {"pass": "**pass**", "fail": "**FAIL**", "no wheel": "no wheel"}
     lines = ["| Python | torch | result | passed / failed / skipped | tests (setup) | date |",
              "|---|---|---|---|---|---|"]
-    bisect = []
+    search = []
     for c in data["cells"]:
-        target = lines if c.get("role") == "matrix" else bisect
+        target = lines if c.get("role") == "matrix" else search
         py = c.get("python_full", c["python"])
         torch_v = c.get("torch_full", c["torch"])
         target.append(f"| {py} | {torch_v} | {status_text.get(c['status'], c['status'])} | "
                       f"{_fmt_result(c)} | {_fmt_time(c)} | {c['date']} |")
     out = lines
-    if bisect:
-        out += ["", "Floor search (one Python, torch minor releases):", "",
+    if search:
+        out += ["", "Floor search (one Python, torch minor releases upwards):", "",
                 "| Python | torch | result | passed / failed / skipped | tests (setup) | date |",
-                "|---|---|---|---|---|---|", *bisect]
+                "|---|---|---|---|---|---|", *search]
     notes = [f"- Python {c['python']}, torch {c['torch']}: {c['note']}"
              for c in data["cells"] if c.get("note")]
     fails = [f"- Python {c['python']}, torch {c['torch']}: {f}"
@@ -354,35 +369,34 @@ def render_markdown() -> None:
     COMPAT_MD.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}")
 
 
-def bisect_floor(python: str, versions: list[str], wheel: Path, keep: bool) -> str | None:
-    """Oldest version in ``versions`` (ascending) that passes, assuming monotonicity."""
-    lo, hi = 0, len(versions) - 1
-    answer = None
-    results: dict[str, bool] = {}
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        v = versions[mid]
-        log(f"bisect: Python {python}, torch {v}")
-        row = run_cell(python, v, wheel, keep=keep, role="bisect")
+def find_floor(python: str, versions: list[str], wheel: Path, keep: bool) -> str | None:
+    """The oldest of ``versions`` (ascending) that passes on ``python``.
+
+    Goes up from the oldest and stops at the first pass: the answer is expected near the
+    declared floor and each probe costs minutes (a multi-GB install and the tests), so
+    this takes fewer probes than a binary search would unless the answer is far up.
+    """
+    for v in versions:
+        log(f"floor search: Python {python}, torch {v}")
+        row = run_cell(python, v, wheel, keep=keep, role="floor search")
         save_row(row)
         render_markdown()
         log(f"  -> {row['status']} {_fmt_result(row)} in {row.get('wall_s')} s")
-        results[v] = row["status"] == "pass"
-        if results[v]:
-            answer, hi = v, mid - 1
-        else:
-            lo = mid + 1
-    log(f"bisect: oldest passing torch on Python {python}: {answer}")
-    return answer
+        if row["status"] == "pass":
+            log(f"floor search: oldest passing torch on Python {python}: {v}")
+            return v
+    log(f"floor search: no version of {versions} passes on Python {python}")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cells", nargs="*", metavar="PY:TORCH",
                     help="cells to run (default: 3.10, 3.11, 3.13 x floor, 2.14.1)")
-    ap.add_argument("--bisect", metavar="PY", help="find the oldest passing torch minor on PY")
+    ap.add_argument("--find-floor", metavar="PY",
+                    help="find the oldest passing torch minor release on Python PY")
     ap.add_argument("--versions", nargs="*", default=list(TORCH_MINORS),
-                    help="torch versions the bisection searches (ascending)")
+                    help="torch versions the floor search tries (ascending)")
     ap.add_argument("--keep-venvs", action="store_true")
     ap.add_argument("--render", action="store_true", help="only re-render docs/COMPAT.md")
     args = ap.parse_args(argv)
@@ -391,9 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     wheel = build_lcam_wheel()
     log(f"built {wheel.name}")
-    if args.bisect:
-        bisect_floor(args.bisect, args.versions, wheel, args.keep_venvs)
-        return 0
+    if args.find_floor:
+        return 0 if find_floor(args.find_floor, args.versions, wheel, args.keep_venvs) else 1
     if args.cells:
         cells = [tuple(c.split(":", 1)) for c in args.cells]
     else:
