@@ -435,6 +435,10 @@ def _short_answer(summary: Mapping[str, Any]) -> list[str]:
     changed = _lr_changes(summary)
     if changed is not None:
         points.append(f"- **At 0.5x and 2x the lr**, {changed}.")
+    diverged = _diverged(summary)
+    if diverged:
+        points.append("- **Runs that diverged** (final error above the preset's threshold): "
+                      + "; ".join(diverged) + ".")
     if not beat:
         advice = ("For a practitioner: on none of these data sets did LCAM lower the "
                   "final test error of a tuned fixed momentum of 0.9 beyond the seed "
@@ -455,7 +459,29 @@ def _short_answer(summary: Mapping[str, Any]) -> list[str]:
     elif c3.get(SUPPORTED):
         advice += (f" On {_names(c3[SUPPORTED])} LCAM at half the epochs matched fixed 0.9 "
                    "at full length while fixed 0.9 at half length did not.")
+    lr = summary.get("lr") or {}
+    helped = [v for v in (lr.get("variants") or {}) if v in summary["presets"]
+              and summary["presets"][v]["claims"]["C1"]["verdict"] == SUPPORTED]
+    for variant in helped:
+        c4 = summary["presets"][variant]["claims"]["C4"]["verdict"]
+        advice += (f" Away from fixed 0.9's tuned lr (`{variant}`) LCAM did beat fixed 0.9"
+                   + (", and its matched control too." if c4 == SUPPORTED else
+                      f", but it is not shown to beat its matched fixed-momentum control "
+                      f"(C4 {c4}): its larger average momentum may explain that gain."))
+    if diverged:
+        advice += " Some runs diverged; which, and where, is listed below."
     return ["## The short answer", "", advice, "", *points, ""]
+
+
+def _diverged(summary: Mapping[str, Any]) -> list[str]:
+    """``"`preset`: m0.9_0.95 8 of 12, m0.9 0 of 12"`` for each preset with a diverged run."""
+    out = []
+    for name, preset in _power_rows(summary):
+        groups = preset["groups"]
+        if any(g["failed"] for g in groups.values()):
+            counts = ", ".join(f"{g} {v['failed']} of {v['n']}" for g, v in groups.items())
+            out.append(f"`{name}`: {counts}")
+    return out
 
 
 def _lr_changes(summary: Mapping[str, Any]) -> str | None:
