@@ -562,8 +562,8 @@ def _why(summary: Mapping[str, Any]) -> list[str]:
 
 
 def _preset_section(name: str, preset: Mapping[str, Any], figure: str | None,
-                    note: str | None, heading: str = "##", shortened: str | None = None
-                    ) -> list[str]:
+                    note: str | None, heading: str = "##", shortened: str | None = None,
+                    timed_quiet: bool = True) -> list[str]:
     digits = _digits(preset.get("margin"))
     lines = [
         f"{heading} `{name}`: {preset['data']}, {preset['model']}, {preset['epochs']} "
@@ -584,7 +584,7 @@ def _preset_section(name: str, preset: Mapping[str, Any], figure: str | None,
                      f"{stats['n']} | {stats['failed']} |")
     if note:
         lines += ["", note]
-    if preset.get("mean_run_seconds") is not None:
+    if preset.get("mean_run_seconds") is not None and timed_quiet:
         lines += ["", f"One run trains in {preset['mean_run_seconds']:.1f} s on average "
                   "(`result.json`'s `seconds`, two runs at a time)."]
     lines += ["", f"Final test error (points), paired by seed (C1, C2, C4); margin "
@@ -618,9 +618,11 @@ def _commands(summary: Mapping[str, Any]) -> list[str]:
         lines.append(f"- This page, its summary and the README's table: `{refresh}`.")
     old = (summary.get("previous") or {}).get("sweep")
     if old:
+        # That sweep was timed while other work ran: a time not measured on a quiet
+        # machine is not quoted.
         lines.append(
             f"- The earlier data sets: `{old.get('command', '?')}` ({old.get('runs', '?')} "
-            f"runs, {old.get('seconds', 0) / 60:.0f} min{old.get('conditions', '')}); their "
+            "runs; timed beside other work, so its time is not quoted); their "
             f"runs are not kept, their summary is "
             f"`{summary['previous'].get('source', '?')}`.")
     lines.append("")
@@ -699,7 +701,8 @@ def render(summary: Mapping[str, Any]) -> str:
                   f"`{old.get('source', '?')}` (the runs are not kept).", ""]
         for name, preset in old["presets"].items():
             lines += _preset_section(name, preset, (old.get("figures") or {}).get(name),
-                                     (old.get("notes") or {}).get(name), "###")
+                                     (old.get("notes") or {}).get(name), "###",
+                                     timed_quiet=False)  # trained beside other work
     lines += _commands(summary)
     lines += _method(summary)
     return "\n".join(lines).rstrip() + "\n"
