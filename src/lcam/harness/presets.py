@@ -547,13 +547,15 @@ def _evidence() -> CompositePreset:
     names = tuple(g.name for g in EVIDENCE_GROUPS)
     return CompositePreset(
         name="evidence",
-        description="Every run behind docs/FINDINGS.md: digits (20 seeds), mnist1d (20) "
-                    "and mnist1d-large (8), each with every group and the controls",
+        description="The first evidence sweep (the earlier data sets of docs/FINDINGS.md): "
+                    "digits (20 seeds), mnist1d (20) and mnist1d-large (8), every group "
+                    "and the controls",
         rows=(PresetRow("digits", names, seeds=20), PresetRow("mnist1d", names, seeds=20),
               PresetRow("mnist1d-large", names, seeds=8)),
         notes=("Each row runs under its own preset directory (OUT/<preset>/...): "
-               "`lcam sweep evidence --out runs/evidence --jobs 2`, then "
-               "`python scripts/refresh_findings.py runs/evidence`.",
+               "`lcam sweep evidence --out runs/evidence --jobs 2`; its paired "
+               "differences are kept in docs/findings/evidence1-summary.json, which "
+               "`python scripts/refresh_findings.py` re-evaluates.",
                "digits runs 20 seeds here; `lcam demo` runs 3 of them (the same runs)."),
     )
 
