@@ -67,11 +67,13 @@ def build_report(
     margin of the paired comparisons (points of test error). ``figures=False`` skips the
     figures (the slow part) and writes only ``report.md`` and ``summary.json``.
 
-    Raises `lcam.report.ReportError` when no run is found or a file breaks the run
-    directory contract (the message names the file, and the line of ``metrics.jsonl``).
+    A run whose files break the run directory contract is left out, with a warning that
+    names the file (and the line of ``metrics.jsonl``). Raises `lcam.report.ReportError`
+    when no run is found or none can be read (the message names each file), and
+    `OSError` when the output cannot be written.
     """
     dirs = [Path(d) for d in run_dirs]
-    loaded, discovery_warnings = load_runs(dirs)
+    loaded, discovery_warnings = load_runs(dirs, leave_out_unreadable=True)
     runs, control_warnings = merge_controls(loaded)  # old format: one control per momentum
     discovery_warnings += control_warnings
     out = Path(out_dir) if out_dir is not None else dirs[0]

@@ -1,8 +1,10 @@
 """The ``lcam report`` command line: ``lcam report DIR [DIR ...] [--out OUT]``.
 
 `lcam.cli` adds the subcommand with `add_arguments` and dispatches to `run`; `main`
-runs it on its own (``python -m lcam.report DIR``). Exit status: 0 on success, 1 when
-the runs cannot be reported (`ReportError`; the message names the file and line).
+runs it on its own (``python -m lcam.report DIR``). Exit status: 0 on success (runs
+that cannot be read are left out, each named in a warning), 1 when the runs cannot be
+reported (`ReportError`; the message names the file and line), 4 when the report
+cannot be written (the message names the file and the cause).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lcam.harness.exitstatus import WRITE_FAILED
+from lcam.harness.writes import describe_os_error
 from lcam.report.build import build_report
 from lcam.report.comparisons import EQUIVALENCE_MARGIN
 from lcam.report.runs import EXPECTED_LAYOUT, ReportError
@@ -68,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"lcam report: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # writing report.md, summary.json or a figure
+        path = exc.filename2 if exc.filename2 is not None else exc.filename
+        print(f"lcam report: error: cannot write {path}: {describe_os_error(exc)}",
+              file=sys.stderr)
+        return WRITE_FAILED
     for warning in result.warnings:
         print(f"lcam report: warning: {warning}", file=sys.stderr)
     figures = len(result.figure_paths)

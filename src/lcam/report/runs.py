@@ -11,7 +11,9 @@ directory, a single run directory, or several per-run output directories of a cl
 sweep all work. A directory counts as a run when it is named ``seed<K>`` and holds a
 ``config.json``; other ``config.json`` files (for example a cached Hugging Face model)
 are ignored. A ``seed<K>`` directory without ``config.json`` (a run that failed before
-it started) is named in a warning.
+it started) is named in a warning, and so is any other directory holding a
+``metrics.jsonl`` or ``result.json`` (a run copied to another name, or into a run
+directory): its files are not reported.
 
 A run is *finished* iff ``result.json`` exists, otherwise *partial*. Partial runs are
 loaded (their epochs so far) so the report can list them, but they never enter the
@@ -22,6 +24,9 @@ names the file and, for ``metrics.jsonl``, the line::
 
     runs/c10/m0.9/seed0/metrics.jsonl line 7: not valid JSON (Expecting value: ...)
     runs/c10/m0.9/seed0/metrics.jsonl line 3: missing key 'test_error'
+
+``load_runs(..., leave_out_unreadable=True)`` (what ``lcam report`` does) instead leaves
+such a run out with that message as a warning, and raises only when no run is left.
 
 In a partial run, an unparsable last line without its newline is one the harness is
 still writing (a sweep in progress): it is left out with a warning, not an error.
@@ -38,7 +43,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -166,10 +171,13 @@ class Discovery:
     ``run_dirs``: directories named ``seed<K>`` holding a ``config.json``, sorted, no
     duplicates. ``unstarted``: ``seed<K>`` directories without one (a sweep created
     them, but the run failed or has not begun before writing its configuration).
+    ``stray``: other directories holding a ``metrics.jsonl`` or ``result.json`` (a run
+    copied under another name, or nested in a run directory): not runs.
     """
 
     run_dirs: list[Path]
     unstarted: list[Path]
+    stray: list[Path] = field(default_factory=list)
 
 
 def discover_run_dirs(dirs: Sequence[Path]) -> Discovery:
@@ -181,18 +189,23 @@ def discover_run_dirs(dirs: Sequence[Path]) -> Discovery:
         raise ReportError("no directory given: pass the output directory of `lcam train`")
     found: dict[Path, Path] = {}
     unstarted: dict[Path, Path] = {}
+    stray: dict[Path, Path] = {}
     for root in dirs:
         root = Path(root)
         if not root.is_dir():
             raise ReportError(f"{root}: not a directory")
+        runs_here: set[Path] = set()
         for current, subdirs, files in os.walk(root):
             here = Path(current)
-            if RUN_DIR_PATTERN.fullmatch(here.name):
-                target = found if "config.json" in files else unstarted
+            subdirs.sort()
+            names = {*files, *subdirs}  # a directory or a link may stand for a file
+            run_like = RUN_DIR_PATTERN.fullmatch(here.name) is not None
+            if run_like and runs_here.isdisjoint(here.parents):
+                target = found if "config.json" in names else unstarted
                 target.setdefault(here.resolve(), here)
-                subdirs[:] = []  # a run directory holds no further runs
-            else:
-                subdirs.sort()
+                runs_here.add(here)
+            elif names & {"metrics.jsonl", "result.json"} or (run_like and "config.json" in names):
+                stray.setdefault(here.resolve(), here)
     if not found:
         where = ", ".join(str(d) for d in dirs)
         message = (
@@ -205,21 +218,41 @@ def discover_run_dirs(dirs: Sequence[Path]) -> Discovery:
                 f"; {len(unstarted)} seed<K> directories have no config.json, e.g. "
                 f"{example} (did the run fail before it started? see its train.log)"
             )
+        if stray:
+            example = sorted(stray.values(), key=lambda p: p.as_posix())[0]
+            message += (
+                f"; {len(stray)} other directories hold metrics.jsonl or result.json, e.g. "
+                f"{example} (a run directory renamed?)"
+            )
         raise ReportError(message)
     return Discovery(
         run_dirs=sorted(found.values(), key=lambda p: p.as_posix()),
         unstarted=sorted(unstarted.values(), key=lambda p: p.as_posix()),
+        stray=sorted(stray.values(), key=lambda p: p.as_posix()),
     )
 
 
-def load_runs(dirs: Sequence[Path]) -> tuple[list[Run], list[str]]:
+def load_runs(
+    dirs: Sequence[Path], *, leave_out_unreadable: bool = False
+) -> tuple[list[Run], list[str]]:
     """Discover and load every run under ``dirs``; also return warnings about them.
 
-    Raises `ReportError` when two directories hold the same (preset, group, seed),
-    e.g. the same run passed twice from different output directories.
+    A run whose files break the contract raises `ReportError`, or, with
+    ``leave_out_unreadable``, is left out with a warning that names the file (and
+    `ReportError` lists every such file when no run is left). Raises `ReportError` when
+    two directories hold the same (preset, group, seed), e.g. the same run passed twice
+    from different output directories.
     """
     discovery = discover_run_dirs(dirs)
-    runs = [load_run(path) for path in discovery.run_dirs]
+    runs: list[Run] = []
+    unreadable: list[str] = []
+    for path in discovery.run_dirs:
+        try:
+            runs.append(load_run(path))
+        except ReportError as error:
+            if not leave_out_unreadable:
+                raise
+            unreadable.append(str(error))
     seen: dict[tuple[str, str, int], Run] = {}
     for run in runs:
         key = (run.preset, run.group.name, run.seed)
@@ -234,6 +267,17 @@ def load_runs(dirs: Sequence[Path]) -> tuple[list[Run], list[str]]:
         "see its train.log)"
         for path in discovery.unstarted
     ]
+    warnings += [
+        f"{path}: holds run files but is not a run directory ({EXPECTED_LAYOUT}, not "
+        "inside another run), not reported"
+        for path in discovery.stray
+    ]
+    if not runs:
+        # Every file left out, one per line; a single one is exactly load_run's message.
+        problems = unreadable + warnings
+        raise ReportError(problems[0] if len(problems) == 1 else (
+            "no run could be read:\n" + "\n".join(f"  {m}" for m in problems)))
+    warnings += [f"{message} (run left out)" for message in unreadable]
     return runs, warnings
 
 
@@ -251,10 +295,10 @@ def load_run(path: Path) -> Run:
 
     metrics_path = path / "metrics.jsonl"
     result_path = path / "result.json"
-    finished = result_path.exists()
+    finished = os.path.lexists(result_path)  # a dangling link is named, not skipped
     rows: list[dict[str, Any]] = []
     warnings: list[str] = []
-    if metrics_path.exists():
+    if os.path.lexists(metrics_path):
         rows, warnings = _read_metrics(metrics_path, finished=finished)
 
     result: dict[str, Any] | None = None
@@ -287,15 +331,28 @@ def load_run(path: Path) -> Run:
     )
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ReportError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def _json_loads(text: str, where: Path | str) -> Any:
+    """``json.loads``, with every way it can fail (nesting too deep, an integer with too
+    many digits) as a `ReportError` naming ``where``."""
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc})") from exc
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else (
+            f"{type(exc).__name__}: {exc}")
+        raise ReportError(f"{where}: not valid JSON ({reason})") from exc
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    value = _json_loads(_read_text(path), path)
     if not isinstance(value, dict):
         raise ReportError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value
@@ -374,11 +431,7 @@ def _read_metrics(path: Path, *, finished: bool) -> tuple[list[dict[str, Any]], 
     In a partial run, a last line without its newline that does not parse is a line the
     harness is still writing: it is left out with a warning instead of an error.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read ({exc.strerror})") from exc
-    lines = text.split("\n")  # the last item is "" when the file ends with a newline
+    lines = _read_text(path).split("\n")  # the last item is "" when the file ends with a newline
     rows: list[dict[str, Any]] = []
     warnings: list[str] = []
     for number, line in enumerate(lines, start=1):
@@ -403,10 +456,7 @@ def _read_metrics(path: Path, *, finished: bool) -> tuple[list[dict[str, Any]], 
 
 
 def _parse_metrics_line(line: str, where: str) -> dict[str, Any]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{where}: not valid JSON ({exc})") from exc
+    row = _json_loads(line, where)
     if not isinstance(row, dict):
         raise ReportError(f"{where}: expected a JSON object, got {type(row).__name__}")
     epoch = _require(row, "epoch", int, where)
