@@ -23,6 +23,7 @@ Example counts: five times those of the ``ci`` profile of tests/conftest.py (def
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -175,7 +176,7 @@ def _damage(root: Path, dirs: list[Path], op: tuple) -> None:
         _replace(run / op[2])
         (run / op[2]).write_bytes(op[3])
     elif kind == "set_key":
-        _json_edit(run / op[2], op[5], lambda d: d.__setitem__(op[3], op[4]))
+        _json_edit(run / op[2], op[5], lambda d: d.__setitem__(op[3], copy.deepcopy(op[4])))
     elif kind == "del_key":
         _json_edit(run / op[2], op[4], lambda d: d.pop(op[3], None))
     elif kind == "lines":
