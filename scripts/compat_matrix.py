@@ -77,18 +77,34 @@ def log(msg: str) -> None:
     print(f"[compat {dt.datetime.now(dt.timezone.utc):%H:%M:%S}] {msg}", flush=True)
 
 
+_TORCH_REQ = re.compile(
+    r'"(torch>=([0-9][0-9.]*)(?:\s*;\s*python_version\s*(<|>=)\s*[\'"]([0-9.]+)[\'"])?)"')
+
+
 def declared_torch() -> str:
-    """The torch requirement in pyproject.toml, e.g. "torch>=2.4"."""
-    m = re.search(r'"(torch>=[0-9][0-9.]*)"', (ROOT / "pyproject.toml").read_text())
-    if not m:
+    """The torch requirement(s) in pyproject.toml, e.g. "torch>=2.4"."""
+    found = _TORCH_REQ.findall((ROOT / "pyproject.toml").read_text())
+    if not found:
         raise SystemExit("pyproject.toml declares no torch>=X dependency")
-    return m.group(1)
+    return ", ".join(f[0] for f in found)
 
 
-def declared_floor() -> str:
-    """The oldest release that requirement admits: "2.4" -> "2.4.0"."""
-    floor = declared_torch().split(">=", 1)[1]
-    return floor if floor.count(".") >= 2 else floor + ".0"
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+def declared_floor(python: str) -> str:
+    """The oldest torch release the requirement admits on ``python``: "2.4" -> "2.4.0".
+
+    Understands one ``python_version < / >=`` marker per requirement line.
+    """
+    for _, floor, op, bound in _TORCH_REQ.findall((ROOT / "pyproject.toml").read_text()):
+        if op == "<" and not _version_tuple(python) < _version_tuple(bound):
+            continue
+        if op == ">=" and not _version_tuple(python) >= _version_tuple(bound):
+            continue
+        return floor if floor.count(".") >= 2 else floor + ".0"
+    raise SystemExit(f"pyproject.toml declares no torch>=X dependency for Python {python}")
 
 
 def find_python(version: str) -> str | None:
@@ -347,12 +363,20 @@ def render_table(data: dict) -> str:
                 "|---|---|---|---|---|---|", *search]
     notes = [f"- Python {c['python']}, torch {c['torch']}: {c['note']}"
              for c in data["cells"] if c.get("note")]
-    fails = [f"- Python {c['python']}, torch {c['torch']}: {f}"
-             for c in data["cells"] for f in c.get("failures", [])[:5]]
+    fails = []
+    for c in data["cells"]:
+        by_message: dict[str, list[str]] = {}
+        for f in c.get("failures", []):
+            test, _, message = f.partition(": ")
+            by_message.setdefault(message, []).append(test.rsplit("::", 1)[-1])
+        for message, tests in by_message.items():
+            fails.append(f"- Python {c['python']}, torch {c['torch']}: {len(tests)} x "
+                         f"`{message}` (e.g. `{tests[0]}`)")
     if notes:
         out += ["", *notes]
     if fails:
-        out += ["", "First failures:", "", *fails]
+        out += ["", "Failures, by message (the first 20 failures of a cell are kept):", "",
+                *fails]
     return "\n".join(out)
 
 
@@ -410,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cells:
         cells = [tuple(c.split(":", 1)) for c in args.cells]
     else:
-        floor = declared_floor()
-        cells = [(py, floor if t == "floor" else t) for py in PYTHONS for t in DEFAULT_TORCHES]
+        cells = [(py, declared_floor(py) if t == "floor" else t)
+                 for py in PYTHONS for t in DEFAULT_TORCHES]
     worst = 0
     for py, tv in cells:
         log(f"cell: Python {py}, torch {tv}")
