@@ -42,6 +42,7 @@ from lcam.harness.rundir import (
     prepare_run_directory,
     write_config,
 )
+from lcam.harness.writes import WriteFailedError
 
 
 def test_checkpoint_round_trips_with_weights_only_loading(tmp_path: Path) -> None:
@@ -78,7 +79,7 @@ def test_a_failed_write_leaves_the_latest_and_previous_checkpoints_intact(
         raise OSError("disk full")
 
     monkeypatch.setattr(checkpoint.torch, "save", torn_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(WriteFailedError, match=r"cannot write .*checkpoint\.pt: disk full"):
         save_checkpoint(path, {"epoch": 3})
     monkeypatch.undo()
     assert load_checkpoint(path)["epoch"] == 2

@@ -202,6 +202,11 @@ class TorchDistributed:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if kind is None and dist.is_available() and dist.is_initialized():
+            # Every rank reaches the teardown before any destroys the group: a rank that
+            # closes its gloo connections while a peer still has one in flight makes that
+            # peer abort ("terminate called without an active exception").
+            self.barrier()
         self.close()
 
 
