@@ -4,7 +4,6 @@ good, skipped (with a warning); when neither is usable the run directory is left
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from run_state import untimed_metrics
 
 import lcam.harness.checkpoint as checkpoint
 import lcam.harness.loop as loop
@@ -34,7 +34,6 @@ from lcam.harness.checkpoint import (
     save_checkpoint,
 )
 from lcam.harness.config import RunConfig
-from lcam.harness.metrics import TIMING_FIELDS
 from lcam.harness.presets import get_single_preset
 from lcam.harness.rundir import (
     RunDirectory,
@@ -200,9 +199,6 @@ def _train_command(out: Path, *extra: str) -> list[str]:
             "--no-progress", *extra]
 
 
-def _untimed_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rows]
 
 
 @pytest.mark.slow
@@ -225,7 +221,7 @@ def test_run_killed_with_sigkill_and_resumed_equals_an_uninterrupted_run(
     os.kill(victim.pid, signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL, "the run ended before it could be killed"
     assert not (killed_out / run / "result.json").exists()
-    epochs_before_kill = len(_untimed_metrics(killed_out / run))
+    epochs_before_kill = len(untimed_metrics(killed_out / run))
     assert 3 <= epochs_before_kill < 24
 
     resumed = subprocess.run(_train_command(killed_out, "--resume"), capture_output=True,
@@ -234,7 +230,7 @@ def test_run_killed_with_sigkill_and_resumed_equals_an_uninterrupted_run(
     assert "resuming after epoch" in resumed.stderr
     assert reference.wait(timeout=300) == 0
 
-    assert _untimed_metrics(killed_out / run) == _untimed_metrics(tmp_path / "reference" / run)
+    assert untimed_metrics(killed_out / run) == untimed_metrics(tmp_path / "reference" / run)
     final = load_checkpoint(killed_out / run / "checkpoint.pt")
     expected = load_checkpoint(tmp_path / "reference" / run / "checkpoint.pt")
     for key, tensor in expected["model"].items():
@@ -293,7 +289,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     run_dir = root / "partial" / PARTIAL_RUN
     assert load_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 2
     assert load_checkpoint(run_dir / "checkpoint.prev.pt")["epoch"] == 1
-    assert len(_untimed_metrics(run_dir)) == 3
+    assert len(untimed_metrics(run_dir)) == 3
     return root / "reference", root / "partial"
 
 
@@ -304,7 +300,7 @@ def _copy(source: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _assert_same_final_state(run_dir: Path, reference_dir: Path) -> None:
-    assert _untimed_metrics(run_dir) == _untimed_metrics(reference_dir)
+    assert untimed_metrics(run_dir) == untimed_metrics(reference_dir)
     final = load_checkpoint(run_dir / "checkpoint.pt")
     expected = load_checkpoint(reference_dir / "checkpoint.pt")
     for key, tensor in expected["model"].items():

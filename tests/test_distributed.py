@@ -26,15 +26,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from run_state import tensors, untimed_metrics
 
 from lcam.harness.checkpoint import load_checkpoint
-from lcam.harness.metrics import TIMING_FIELDS
 
 TESTS = Path(__file__).resolve().parent
 RUN = Path("digits/m0.95_0.9/seed0")
@@ -71,25 +70,12 @@ def _run(command: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
     return completed
 
 
-def _untimed_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rows]
 
 
-def _tensors(state: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
-    """Every tensor in a nested state_dict, with its path."""
-    if isinstance(state, torch.Tensor):
-        yield prefix, state
-    elif isinstance(state, dict):
-        for key, value in state.items():
-            yield from _tensors(value, f"{prefix}/{key}")
-    elif isinstance(state, (list, tuple)):
-        for index, value in enumerate(state):
-            yield from _tensors(value, f"{prefix}/{index}")
 
 
 def _assert_identical(first: Any, second: Any) -> None:
-    pairs = list(zip(_tensors(first), _tensors(second), strict=True))
+    pairs = list(zip(tensors(first), tensors(second), strict=True))
     assert pairs
     for (name, a), (other, b) in pairs:
         assert name == other and torch.equal(a, b), name
@@ -128,7 +114,7 @@ def test_every_rank_holds_the_same_model_and_optimizer_after_every_epoch(
 
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
     _assert_identical(checkpoint["model"], rank0["model"])
-    rows = _untimed_metrics(run_dir)
+    rows = untimed_metrics(run_dir)
     assert [row["steps"] for row in rows] == [8] * EPOCHS
     fractions = {row["fraction_above"] for row in rows}
     assert fractions <= {k / 8 for k in range(9)} and len(fractions) > 1
@@ -148,7 +134,7 @@ def test_two_ranks_with_half_batches_match_one_process_with_the_full_batch(
     assert [w["world_size"] for w in worlds] == [2, 1]
     assert [w["steps_per_epoch"] for w in worlds] == [4, 4]  # 3 full batches + 11 samples
 
-    two_rows, one_rows = (_untimed_metrics(tmp_path / name / run) for name in ("two", "one"))
+    two_rows, one_rows = (untimed_metrics(tmp_path / name / run) for name in ("two", "one"))
     exact = ("epoch", "lr", "weight_decay", "steps", "train_accuracy", "test_error",
              "fraction_above")
     assert [{k: r[k] for k in exact} for r in two_rows] == [
@@ -215,14 +201,14 @@ def test_two_rank_run_killed_with_sigkill_and_resumed_equals_an_uninterrupted_ru
     _wait_until_dead(workers)
     assert len(workers) == 2
     assert not (out / RUN / "result.json").exists()
-    epochs_before_kill = len(_untimed_metrics(out / RUN))
+    epochs_before_kill = len(untimed_metrics(out / RUN))
     assert 3 <= epochs_before_kill < EPOCHS
 
     ranks = tmp_path / "ranks"
     resumed = _run(_torchrun(out, *BN_RUN, "--resume"), LCAM_RANK_STATE_DIR=str(ranks))
     assert resumed.stderr.count("resuming after epoch") == 1  # rank 0 only
 
-    assert _untimed_metrics(out / RUN) == _untimed_metrics(reference_dir)
+    assert untimed_metrics(out / RUN) == untimed_metrics(reference_dir)
     final = load_checkpoint(out / RUN / "checkpoint.pt")
     expected = load_checkpoint(reference_dir / "checkpoint.pt")
     _assert_identical(final["model"], expected["model"])

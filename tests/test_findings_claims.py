@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from report_groups import CONTROL, FIXED, FIXED95, PAIR, SWAP
 from scipy import stats
 from test_report import write_run
 
@@ -30,15 +31,6 @@ from lcam.report.margins import RELATIVE_MARGIN, relative_margin
 from lcam.report.noninferiority import INFERIOR, NON_INFERIOR, non_inferiority
 from lcam.report.paired import BOOTSTRAP_RESAMPLES, EQUIVALENT, HIGHER, LOWER, PairedComparison
 from lcam.report.runs import load_run
-
-FIXED = {"name": "m0.9", "optimizer": "sgd", "momentum": 0.9, "momentum_above": None,
-         "momentum_below": None, "role": "paper", "matched_to": None}
-FIXED95 = {**FIXED, "name": "m0.95", "momentum": 0.95}
-PAIR = {"name": "m0.95_0.9", "optimizer": "lcam", "momentum": None, "momentum_above": 0.9,
-        "momentum_below": 0.95, "role": "paper", "matched_to": None}
-SWAP = {**PAIR, "name": "m0.9_0.95", "momentum_above": 0.95, "momentum_below": 0.9}
-CONTROL = {**FIXED, "name": "control-m0.933333", "momentum": 0.9333333333333333,
-           "role": "control", "matched_to": ["m0.95_0.9", "m0.9_0.95"]}
 
 
 def _half(group: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from report_groups import CONTROL, FIXED, FIXED95, PAIR, SWAP
 from scipy import stats
 from test_report import write_run
 
@@ -161,14 +162,6 @@ def test_direction_across_data_sets() -> None:
     assert direction_verdict({"a": LOWER, "b": INCONCLUSIVE})[0] == INCONCLUSIVE
 
 
-FIXED = {"name": "m0.9", "optimizer": "sgd", "momentum": 0.9, "momentum_above": None,
-         "momentum_below": None, "role": "paper", "matched_to": None}
-FIXED95 = {**FIXED, "name": "m0.95", "momentum": 0.95}
-PAIR = {"name": "m0.95_0.9", "optimizer": "lcam", "momentum": None, "momentum_above": 0.9,
-        "momentum_below": 0.95, "role": "paper", "matched_to": None}
-SWAP = {**PAIR, "name": "m0.9_0.95", "momentum_above": 0.95, "momentum_below": 0.9}
-CONTROL = {**FIXED, "name": "control-m0.933333", "momentum": 0.9333333333333333,
-           "role": "control", "matched_to": ["m0.95_0.9", "m0.9_0.95"]}
 
 
 def _write_preset(root: Path, seeds: int = 10) -> dict[str, dict[int, list[float]]]:

@@ -10,25 +10,23 @@ subprocess tests send it from outside at a random moment of the training.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from run_state import tensors, untimed_metrics
 
 import lcam.harness.loop as loop
 import lcam.harness.stopping as stopping
 from lcam.harness.checkpoint import load_checkpoint
 from lcam.harness.config import RunConfig
-from lcam.harness.metrics import TIMING_FIELDS
 from lcam.harness.presets import get_single_preset
 from lcam.harness.stopping import (
     FORCE_AFTER_SECONDS,
@@ -66,30 +64,18 @@ def _config(preset: str, overrides: dict[str, str], seed: int = 0) -> RunConfig:
     return get_single_preset(preset).with_overrides(overrides).run_config(GROUP, seed)
 
 
-def _untimed_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rows]
 
 
-def _tensors(state: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
-    if isinstance(state, torch.Tensor):
-        yield prefix, state
-    elif isinstance(state, dict):
-        for key, value in state.items():
-            yield from _tensors(value, f"{prefix}/{key}")
-    elif isinstance(state, (list, tuple)):
-        for index, value in enumerate(state):
-            yield from _tensors(value, f"{prefix}/{index}")
 
 
 def _assert_same_end(run_dir: Path, reference_dir: Path) -> None:
     """Same metrics (timings aside), model and optimizer (LCAM's statistics included)."""
     assert (run_dir / "result.json").exists()
-    assert _untimed_metrics(run_dir) == _untimed_metrics(reference_dir)
+    assert untimed_metrics(run_dir) == untimed_metrics(reference_dir)
     final = load_checkpoint(run_dir / "checkpoint.pt")
     expected = load_checkpoint(reference_dir / "checkpoint.pt")
     for part in ("model", "optimizer", "schedule"):
-        pairs = list(zip(_tensors(final[part]), _tensors(expected[part]), strict=True))
+        pairs = list(zip(tensors(final[part]), tensors(expected[part]), strict=True))
         assert pairs or part == "schedule"
         for (name, a), (other, b) in pairs:
             assert name == other and torch.equal(a, b), f"{part}{name}"
@@ -146,7 +132,7 @@ def test_a_signal_stops_after_the_step_and_resume_ends_bit_for_bit(
     assert state["epoch"] == epoch and state["iteration"] == stop_after
     assert state["mid_epoch"]["step"] == step
     assert state["data_order"] == {"seed": 0, "next_epoch": epoch, "next_step": step}
-    assert len(_untimed_metrics(outcome.run_dir)) == epoch
+    assert len(untimed_metrics(outcome.run_dir)) == epoch
     assert not (outcome.run_dir / "result.json").exists()
     assert stop_requested() is None  # forgotten once run_training returns
     assert signal.getsignal(signum) is not stopping._handle  # handlers restored
