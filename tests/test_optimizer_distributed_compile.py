@@ -50,6 +50,9 @@ def _worker(rank: int, world: int, port: int, all_reduce: bool, out: str,
             opt.end_epoch()
         torch.save({"params": [p.detach() for p in model.parameters()],
                     "fractions": fractions}, f"{out}/rank{rank}.pt")
+        # Both ranks finish their collectives before either closes its gloo connections:
+        # without it a rank can abort on the peer's closed socket at teardown.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
